@@ -3,8 +3,8 @@
 #ifndef LUADGRAM_ERRNAME_H
 #define LUADGRAM_ERRNAME_H
 
-/* The symbolic name of errno value e, or "E<number>" (in a static per-value buffer that is
- * never overwritten for the same value) when it is not one this table knows. */
+/* The symbolic name of errno value e ("ECONNREFUSED"), or "EUNKNOWN" for a value the table
+ * does not know (callers that log also log strerror and the number). */
 const char *errno_name(int e);
 
 #endif

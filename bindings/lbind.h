@@ -1,0 +1,33 @@
+/* bindings/lbind.h: what the daemon calls in the Lua bindings: the message object, address
+ * and error objects, and the `luadgram` module with its preloads. */
+#ifndef LUADGRAM_LBIND_H
+#define LUADGRAM_LBIND_H
+
+#include <lua.h>
+#include "dgram.h"
+
+struct wlistener;
+struct wsock;
+struct msg_obj;
+
+/* Pushes an address object: a table {family=, ip=, port=} or {family="unix", path=} whose
+ * tostring is "ip:port", "[ip6]:port" or the path. An empty (unbound) address pushes nil. */
+void addrobj_push(lua_State *L, const struct sockaddr *sa, socklen_t len);
+
+/* Pushes a new message object for listener wl (one per listener, reused for every
+ * datagram) and returns it. */
+struct msg_obj *msg_new(lua_State *L, struct wlistener *wl);
+/* Makes m stand for datagram d received on ws; msg_unbind ends that (further use raises
+ * "message expired"). */
+void msg_bind(struct msg_obj *m, struct dgram *d, struct wsock *ws);
+void msg_unbind(struct msg_obj *m);
+
+/* Pushes the table handed to a handler's error function. */
+void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener);
+
+/* Registers require "luadgram" (and the codec modules) in package.preload. */
+void lbind_preload(lua_State *L);
+
+int luaopen_luadgram(lua_State *L);
+
+#endif

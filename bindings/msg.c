@@ -1,0 +1,285 @@
+/* bindings/msg.c: the message object handed to H.message. One object per listener per
+ * worker is reused for every datagram (no allocation per datagram); each field is computed
+ * from the C record only when the handler reads it. Outside its message call the object
+ * raises "message expired". */
+#include "lbind.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "errname.h"
+#include "worker.h"
+
+#define MSG_META "luadgram.msg"
+
+struct msg_obj {
+    struct dgram *d;        /* the datagram, NULL outside its call */
+    struct wsock *ws;       /* the socket it came in on */
+    struct wlistener *wl;
+};
+
+static struct msg_obj *msg_check(lua_State *L)
+{
+    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    if (!m->d)
+        luaL_error(L, "message expired (a message is valid only during its message call)");
+    return m;
+}
+
+/* msg:reply(data) -> true | nil, err. Sends to the peer from the address the datagram was
+ * sent to (msg.dst) on its interface; from the interface's own address when msg.dst is
+ * multicast or broadcast. Queued until the end of the batch, order kept. */
+static int msg_reply(lua_State *L)
+{
+    struct msg_obj *m = msg_check(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    struct dgram *d = m->d;
+    if (d->peerlen == 0) {
+        luaL_pushfail(L);
+        lua_pushliteral(L, "peer has no address (unbound unix socket)");
+        return 2;
+    }
+    struct sockaddr_storage from;
+    memset(&from, 0, sizeof from);
+    from.ss_family = AF_UNSPEC;
+    unsigned ifindex = 0;
+    if ((d->has & DG_HAS_DST) && (d->dst.ss_family == AF_INET || d->dst.ss_family == AF_INET6)) {
+        ifindex = d->ifindex;
+        int group = (d->flags & DG_MCAST) || worker_is_bcast(m->wl->w, d);
+        if (!group) {
+            from = d->dst;
+        } else if (d->dst.ss_family == AF_INET && (d->has & DG_HAS_SPEC_DST)) {
+            from = d->spec_dst; /* the interface's own address */
+        } else {
+            from.ss_family = d->dst.ss_family; /* unspecified address: kernel picks */
+        }
+    }
+    int err = worker_send(m->wl->w, m->ws, (const struct sockaddr *)&d->peer, d->peerlen, &from,
+                          ifindex, data, len);
+    if (err) {
+        luaL_pushfail(L);
+        lua_pushstring(L, errno_name(err));
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void msg_push_creds(lua_State *L, const struct dgram *d)
+{
+    if (!(d->has & DG_HAS_CREDS)) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushinteger(L, d->pid);
+    lua_setfield(L, -2, "pid");
+    lua_pushinteger(L, d->uid);
+    lua_setfield(L, -2, "uid");
+    lua_pushinteger(L, d->gid);
+    lua_setfield(L, -2, "gid");
+}
+
+static void msg_push_opt_int(lua_State *L, int present, lua_Integer v)
+{
+    if (present)
+        lua_pushinteger(L, v);
+    else
+        lua_pushnil(L);
+}
+
+/* __index: computes the field asked for. */
+static int msg_index(lua_State *L)
+{
+    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    size_t klen;
+    const char *k = lua_tolstring(L, 2, &klen);
+    if (!k)
+        return 0;
+    if (!m->d) {
+        if (strcmp(k, "reply") == 0) { /* let the call itself report the expiry */
+            lua_pushcfunction(L, msg_reply);
+            return 1;
+        }
+        return luaL_error(L, "message expired (a message is valid only during its message "
+                             "call)");
+    }
+    struct dgram *d = m->d;
+    switch (k[0]) {
+    case 'b':
+        if (strcmp(k, "bcast") == 0) {
+            lua_pushboolean(L, (d->flags & DG_BCAST) || worker_is_bcast(m->wl->w, d));
+            return 1;
+        }
+        break;
+    case 'c':
+        if (strcmp(k, "ctrunc") == 0) {
+            lua_pushboolean(L, d->flags & DG_CTRUNC);
+            return 1;
+        }
+        if (strcmp(k, "creds") == 0) {
+            msg_push_creds(L, d);
+            return 1;
+        }
+        break;
+    case 'd':
+        if (strcmp(k, "data") == 0) {
+            lua_pushlstring(L, (const char *)d->data, d->len);
+            return 1;
+        }
+        if (strcmp(k, "dst") == 0) {
+            if (d->has & DG_HAS_DST)
+                addrobj_push(L, (const struct sockaddr *)&d->dst, sizeof d->dst);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        break;
+    case 'i':
+        if (strcmp(k, "ifindex") == 0) {
+            msg_push_opt_int(L, (d->has & DG_HAS_DST) && d->ifindex, d->ifindex);
+            return 1;
+        }
+        if (strcmp(k, "ifname") == 0) {
+            char name[IF_NAMESIZE + 1];
+            if ((d->has & DG_HAS_DST) && d->ifindex && if_indextoname(d->ifindex, name))
+                lua_pushstring(L, name);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        break;
+    case 'l':
+        if (strcmp(k, "listener") == 0) {
+            lua_pushstring(L, m->wl->cfg->name);
+            return 1;
+        }
+        break;
+    case 'm':
+        if (strcmp(k, "mcast") == 0) {
+            lua_pushboolean(L, d->flags & DG_MCAST);
+            return 1;
+        }
+        break;
+    case 'p':
+        if (strcmp(k, "peer") == 0) {
+            addrobj_push(L, (const struct sockaddr *)&d->peer, d->peerlen);
+            return 1;
+        }
+        break;
+    case 'r':
+        if (strcmp(k, "reply") == 0) {
+            lua_pushcfunction(L, msg_reply);
+            return 1;
+        }
+        break;
+    case 's':
+        if (strcmp(k, "size") == 0) {
+            lua_pushinteger(L, (lua_Integer)d->size);
+            return 1;
+        }
+        break;
+    case 't':
+        if (strcmp(k, "trunc") == 0) {
+            lua_pushboolean(L, d->flags & DG_TRUNC);
+            return 1;
+        }
+        if (strcmp(k, "ttl") == 0) {
+            msg_push_opt_int(L, d->has & DG_HAS_TTL, d->ttl);
+            return 1;
+        }
+        if (strcmp(k, "tos") == 0) {
+            msg_push_opt_int(L, d->has & DG_HAS_TOS, d->tos);
+            return 1;
+        }
+        if (strcmp(k, "time") == 0) {
+            if (d->has & DG_HAS_TIME)
+                lua_pushnumber(L, (lua_Number)d->time_sec + (lua_Number)d->time_nsec / 1e9);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+        break;
+    }
+    return 0; /* unknown field: nil */
+}
+
+static int msg_newindex(lua_State *L)
+{
+    return luaL_error(L, "message fields are read-only (field '%s')", luaL_checkstring(L, 2));
+}
+
+static int msg_tostring(lua_State *L)
+{
+    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    if (!m->d)
+        lua_pushliteral(L, "message (expired)");
+    else
+        lua_pushfstring(L, "message (%d bytes on %s)", (int)m->d->size, m->wl->cfg->name);
+    return 1;
+}
+
+struct msg_obj *msg_new(lua_State *L, struct wlistener *wl)
+{
+    struct msg_obj *m = lua_newuserdatauv(L, sizeof *m, 0);
+    m->d = NULL;
+    m->ws = NULL;
+    m->wl = wl;
+    if (luaL_newmetatable(L, MSG_META)) {
+        static const luaL_Reg meta[] = {
+            {"__index", msg_index},
+            {"__newindex", msg_newindex},
+            {"__tostring", msg_tostring},
+            {NULL, NULL},
+        };
+        luaL_setfuncs(L, meta, 0);
+    }
+    lua_setmetatable(L, -2);
+    return m;
+}
+
+void msg_bind(struct msg_obj *m, struct dgram *d, struct wsock *ws)
+{
+    m->d = d;
+    m->ws = ws;
+}
+
+void msg_unbind(struct msg_obj *m)
+{
+    m->d = NULL;
+    m->ws = NULL;
+}
+
+void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener)
+{
+    lua_createtable(L, 0, 8);
+    addrobj_push(L, (const struct sockaddr *)&e->peer, e->peerlen);
+    lua_setfield(L, -2, "peer");
+    lua_pushstring(L, errno_name(e->err));
+    lua_setfield(L, -2, "code");
+    lua_pushinteger(L, e->err);
+    lua_setfield(L, -2, "errno");
+    lua_pushstring(L, strerror(e->err));
+    lua_setfield(L, -2, "message");
+    static const char *const origins[] = {"none", "local", "icmp", "icmp6"};
+    lua_pushstring(L, e->origin >= 0 && e->origin <= SOCKERR_ORIGIN_ICMP6 ? origins[e->origin]
+                                                                           : "unknown");
+    lua_setfield(L, -2, "origin");
+    if (e->origin == SOCKERR_ORIGIN_ICMP || e->origin == SOCKERR_ORIGIN_ICMP6) {
+        lua_pushinteger(L, e->icmp_type);
+        lua_setfield(L, -2, "icmp_type");
+        lua_pushinteger(L, e->icmp_code);
+        lua_setfield(L, -2, "icmp_code");
+    }
+    if (e->offenderlen) {
+        addrobj_push(L, (const struct sockaddr *)&e->offender, e->offenderlen);
+        lua_setfield(L, -2, "offender");
+    }
+    lua_pushlstring(L, (const char *)e->data, e->datalen);
+    lua_setfield(L, -2, "data");
+    lua_pushstring(L, listener);
+    lua_setfield(L, -2, "listener");
+}

@@ -1,0 +1,57 @@
+/* daemon/config.h: the configuration, read from a Lua file (`listen "name" { ... }` and
+ * global settings) into plain C structs. Every error names FILE:LINE and the key. */
+#ifndef LUADGRAM_CONFIG_H
+#define LUADGRAM_CONFIG_H
+
+#include <stddef.h>
+#include <lua.h>
+#include "netio.h"
+
+struct listener_cfg {
+    char *name;
+    int line;              /* line of its `listen` */
+    size_t nbinds;
+    char **bind_strs;      /* as written */
+    struct sock_spec *binds;
+    char *handler;         /* as written */
+    char *handler_path;    /* resolved script file */
+    unsigned batch;        /* recv.batch */
+    size_t size;           /* recv.size */
+    int rcvbuf;            /* recv.rcvbuf, 0 = kernel default */
+    int want_ttl, want_tos, want_time;
+    int reuseport;
+    int unix_mode;         /* -1: leave as created */
+    int options_ref;       /* registry reference (in config->L) to its options table */
+};
+
+struct config {
+    char *file;            /* as given */
+    char *dir;             /* its folder */
+    int workers;
+    char *user;            /* NULL: keep the current user */
+    int log_level;
+    char *metrics;         /* "ip:port" or NULL */
+    size_t npaths;
+    char **script_path;    /* absolute or relative to the cwd, searched in order */
+    long handler_budget;   /* instructions per handler call, 0 = no limit */
+    size_t nlisteners;
+    struct listener_cfg *listeners;
+    lua_State *L;          /* the configuration's own state: keeps the options tables */
+};
+
+/* Reads and checks FILE. Returns 0 and *out, or -1 with err = "FILE:LINE: message". */
+int config_load(const char *file, struct config **out, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+/* Pushes onto L a deep copy of the listener's options table (strings, numbers, booleans,
+ * tables; already checked to hold nothing else). */
+void config_push_options(const struct config *cfg, const struct listener_cfg *lc, lua_State *L);
+
+/* The package.path string for handler states: each script_path folder's ?.lua, ?/init.lua
+ * and lib/?.lua, then Lua's default path. Caller frees. */
+char *config_package_path(const struct config *cfg);
+
+/* Finds a listener by name, or NULL. */
+const struct listener_cfg *config_listener(const struct config *cfg, const char *name);
+
+#endif

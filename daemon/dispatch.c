@@ -1,0 +1,140 @@
+/* daemon/dispatch.c: the hot path. recv_batch fills the listener's ring; every datagram is
+ * counted, bound to the listener's reusable message object and handed to H.message under
+ * a protected call; replies queued meanwhile leave in one send_batch at the end of the
+ * batch. Errors queued on the socket (ICMP) go to H.error. Nothing is allocated here. */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "addr.h"
+#include "errname.h"
+#include "lbind.h"
+#include "sendq.h"
+#include "worker.h"
+
+/* Batches per wakeup before yielding to the other sockets of the loop. */
+enum { DISPATCH_MAX_ROUNDS = 16, DISPATCH_MAX_ERRORS = 64 };
+
+static void dispatch_errors(struct wsock *ws)
+{
+    struct wlistener *wl = ws->wl;
+    struct worker *w = wl->w;
+    lua_State *L = w->L;
+    for (int i = 0; i < DISPATCH_MAX_ERRORS; i++) {
+        struct sockerr e;
+        if (recv_error(ws->fd, &e) <= 0)
+            return;
+        lstats_add(wl->stats, LS_SOCK_ERRORS, 1);
+        if (wl->error_ref == LUA_NOREF) {
+            char peer[ADDR_STRLEN];
+            log_debug(w->d->log, "listener '%s': %s from %s (no error handler)", wl->cfg->name,
+                      errno_name(e.err),
+                      addr_format((struct sockaddr *)&e.peer, e.peerlen, 1, peer, sizeof peer));
+            continue;
+        }
+        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->error_ref);
+        sockerr_push(L, &e, wl->cfg->name);
+        worker_call(w, wl, 1, "error");
+    }
+}
+
+/* Counts what the kernel and the buffers did to d; logs losses (rate-limited). */
+static void dispatch_account(struct wsock *ws, const struct dgram *d)
+{
+    struct wlistener *wl = ws->wl;
+    struct lstats *st = wl->stats;
+    lstats_add(st, LS_RECEIVED, 1);
+    lstats_add(st, LS_BYTES, d->size);
+    uint32_t dropped = 0;
+    if ((d->has & DG_HAS_OVFL) && d->ovfl != ws->last_ovfl) {
+        dropped = d->ovfl - ws->last_ovfl; /* wraps correctly */
+        ws->last_ovfl = d->ovfl;
+        lstats_add(st, LS_KERNEL_DROPS, dropped);
+    }
+    if (!(d->flags & (DG_TRUNC | DG_CTRUNC)) && !dropped)
+        return;
+    if (d->flags & DG_TRUNC)
+        lstats_add(st, LS_TRUNCATED, 1);
+    if (d->flags & DG_CTRUNC)
+        lstats_add(st, LS_CTRUNCATED, 1);
+    unsigned suppressed;
+    if (!ratelimit_allow(&wl->drop_rl, 5, &suppressed))
+        return;
+    char peer[ADDR_STRLEN];
+    addr_format((const struct sockaddr *)&d->peer, d->peerlen, 1, peer, sizeof peer);
+    if (d->flags & DG_TRUNC)
+        log_warn(wl->w->d->log, "listener '%s': datagram of %zu bytes from %s cut to recv.size "
+                 "%zu%s", wl->cfg->name, d->size, peer, d->len,
+                 suppressed ? " (more losses suppressed)" : "");
+    if (d->flags & DG_CTRUNC)
+        log_warn(wl->w->d->log, "listener '%s': control data cut for a datagram from %s",
+                 wl->cfg->name, peer);
+    if (dropped)
+        log_warn(wl->w->d->log, "listener '%s': kernel dropped %u datagrams (socket buffer "
+                 "full; raise recv.rcvbuf)", wl->cfg->name, dropped);
+}
+
+static void dispatch_one(struct wsock *ws, struct dgram *d)
+{
+    struct wlistener *wl = ws->wl;
+    struct worker *w = wl->w;
+    lua_State *L = w->L;
+    dispatch_account(ws, d);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
+    msg_bind(wl->msg, d, ws);
+    if (worker_call(w, wl, 1, "message") == 0)
+        lstats_add(wl->stats, LS_HANDLED, 1);
+    msg_unbind(wl->msg);
+}
+
+static int dispatch_is_sock_error(int e)
+{
+    return e == ECONNREFUSED || e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN ||
+           e == ENETDOWN || e == EMSGSIZE || e == ECONNRESET || e == ETIMEDOUT ||
+           e == EPROTO || e == ENOPROTOOPT || e == EACCES || e == EPERM;
+}
+
+void dispatch_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct wsock *ws = arg;
+    struct wlistener *wl = ws->wl;
+    struct worker *w = wl->w;
+    for (int round = 0; round < DISPATCH_MAX_ROUNDS && !w->paused; round++) {
+        int n = recv_batch(fd, &wl->ring);
+        if (n < 0) {
+            int e = errno;
+            if (e == EINTR)
+                continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                n = 0;
+            } else if (dispatch_is_sock_error(e)) {
+                dispatch_errors(ws);
+                continue;
+            } else {
+                lstats_add(wl->stats, LS_RECV_ERRORS, 1);
+                unsigned suppressed;
+                if (ratelimit_allow(&wl->drop_rl, 5, &suppressed))
+                    log_error(w->d->log, "listener '%s': receive failed: %s (%s)",
+                              wl->cfg->name, strerror(e), errno_name(e));
+                break;
+            }
+        }
+        if (n == 0) {
+            /* Woken with nothing to read: the error queue is what is waiting. */
+            if (round == 0)
+                dispatch_errors(ws);
+            break;
+        }
+        w->in_batch = 1;
+        for (int i = 0; i < n; i++)
+            dispatch_one(ws, &wl->ring.recs[i]);
+        w->in_batch = 0;
+        sendq_flush(w);
+        if ((unsigned)n < wl->ring.batch)
+            break;
+    }
+}

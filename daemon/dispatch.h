@@ -1,0 +1,11 @@
+/* daemon/dispatch.h: the receive path: a readable socket is drained in batches and each
+ * datagram goes to its listener's handler, in the order the socket delivered them. */
+#ifndef LUADGRAM_DISPATCH_H
+#define LUADGRAM_DISPATCH_H
+
+#include <event2/util.h>
+
+/* libevent callback of a listening socket; arg is its struct wsock. */
+void dispatch_readable(evutil_socket_t fd, short what, void *arg);
+
+#endif

@@ -1,0 +1,174 @@
+/* daemon/metrics.c: GET /metrics in Prometheus text format, served by libevent's evhttp on
+ * the main loop: per-listener counters summed over workers, handlers' named counters, and
+ * the daemon's own state. */
+#include "daemon.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/buffer.h>
+#include <event2/http.h>
+
+#include "addr.h"
+#include "errname.h"
+
+struct metrics {
+    struct daemon_ctx *dc;
+    struct evhttp *http;
+    char addr[ADDR_STRLEN];
+};
+
+struct metrics_rows {
+    size_t n, cap;
+    char **names;
+    uint64_t (*sums)[LSTATS_NFIELDS];
+    int failed;
+};
+
+static void metrics_collect(void *arg, const char *listener, const uint64_t *sums)
+{
+    struct metrics_rows *r = arg;
+    if (r->failed)
+        return;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        char **names = realloc(r->names, cap * sizeof *names);
+        if (!names) {
+            r->failed = 1;
+            return;
+        }
+        r->names = names;
+        uint64_t(*s)[LSTATS_NFIELDS] = realloc(r->sums, cap * sizeof *s);
+        if (!s) {
+            r->failed = 1;
+            return;
+        }
+        r->sums = s;
+        r->cap = cap;
+    }
+    r->names[r->n] = strdup(listener);
+    if (!r->names[r->n]) {
+        r->failed = 1;
+        return;
+    }
+    memcpy(r->sums[r->n], sums, sizeof r->sums[r->n]);
+    r->n++;
+}
+
+static void metrics_counter_line(void *arg, const struct counter *c)
+{
+    struct evbuffer *b = arg;
+    if (c->help[0])
+        evbuffer_add_printf(b, "# HELP luadgramd_user_%s %s\n", c->name, c->help);
+    evbuffer_add_printf(b, "# TYPE luadgramd_user_%s counter\nluadgramd_user_%s %lld\n",
+                        c->name, c->name,
+                        (long long)atomic_load_explicit(&c->value, memory_order_relaxed));
+}
+
+static void metrics_page(struct evhttp_request *req, void *arg)
+{
+    struct metrics *m = arg;
+    struct daemon_ctx *dc = m->dc;
+    if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
+        evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
+        evhttp_send_error(req, 405, "Method Not Allowed");
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, 500, "Out of memory");
+        return;
+    }
+    struct metrics_rows rows = {0};
+    stats_sum_listeners(&dc->stats, metrics_collect, &rows);
+    for (int f = 0; f < LSTATS_NFIELDS && !rows.failed; f++) {
+        evbuffer_add_printf(b, "# HELP luadgramd_%s_total %s\n# TYPE luadgramd_%s_total counter\n",
+                            lstats_names[f], lstats_help[f], lstats_names[f]);
+        for (size_t i = 0; i < rows.n; i++)
+            evbuffer_add_printf(b, "luadgramd_%s_total{listener=\"%s\"} %llu\n",
+                                lstats_names[f], rows.names[i],
+                                (unsigned long long)rows.sums[i][f]);
+    }
+    for (size_t i = 0; i < rows.n; i++)
+        free(rows.names[i]);
+    free(rows.names);
+    free(rows.sums);
+    stats_each_counter(&dc->stats, metrics_counter_line, b);
+    evbuffer_add_printf(b,
+                        "# HELP luadgramd_workers Worker threads running\n"
+                        "# TYPE luadgramd_workers gauge\nluadgramd_workers %d\n"
+                        "# HELP luadgramd_reloads_total Successful reloads (SIGHUP)\n"
+                        "# TYPE luadgramd_reloads_total counter\nluadgramd_reloads_total %llu\n"
+                        "# HELP luadgramd_reload_failures_total Reloads that failed and kept "
+                        "the running configuration\n"
+                        "# TYPE luadgramd_reload_failures_total counter\n"
+                        "luadgramd_reload_failures_total %llu\n"
+                        "# HELP luadgramd_build_info Version of the running daemon\n"
+                        "# TYPE luadgramd_build_info gauge\n"
+                        "luadgramd_build_info{version=\"%s\"} 1\n",
+                        dc->nworkers, (unsigned long long)dc->reloads,
+                        (unsigned long long)dc->reload_failures, LUADGRAM_VERSION);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, 200, "OK", b);
+    evbuffer_free(b);
+}
+
+static void metrics_other(struct evhttp_request *req, void *arg)
+{
+    (void)arg;
+    evhttp_send_error(req, 404, "Not Found (try /metrics)");
+}
+
+struct metrics *metrics_start(struct daemon_ctx *dc, const char *addr, char *err, size_t errlen)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    char why[256], ip[ADDR_STRLEN];
+    if (addr_parse_peer(addr, &sa, &len, why, sizeof why) != 0 || sa.ss_family == AF_UNIX) {
+        snprintf(err, errlen, "metrics %s: bad address", addr);
+        return NULL;
+    }
+    struct metrics *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    m->dc = dc;
+    snprintf(m->addr, sizeof m->addr, "%s", addr);
+    m->http = evhttp_new(dc->base);
+    if (!m->http) {
+        snprintf(err, errlen, "out of memory");
+        free(m);
+        return NULL;
+    }
+    addr_ip((struct sockaddr *)&sa, ip, sizeof ip);
+    errno = 0;
+    if (!evhttp_bind_socket_with_handle(m->http, ip, (uint16_t)addr_port((struct sockaddr *)&sa))) {
+        int e = errno ? errno : EADDRINUSE;
+        snprintf(err, errlen, "metrics: bind %s: %s (%s)", addr, strerror(e), errno_name(e));
+        evhttp_free(m->http);
+        free(m);
+        return NULL;
+    }
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(m->http, "/metrics", metrics_page, m);
+    evhttp_set_gencb(m->http, metrics_other, m);
+    evhttp_set_timeout(m->http, 10);
+    log_info(&dc->log, "metrics on http://%s/metrics", addr);
+    return m;
+}
+
+void metrics_stop(struct metrics *m)
+{
+    if (!m)
+        return;
+    evhttp_free(m->http);
+    free(m);
+}
+
+const char *metrics_addr(const struct metrics *m)
+{
+    return m->addr;
+}

@@ -1,0 +1,157 @@
+/* daemon/sendq.c: the send queue, its flush and its back-pressure. */
+#include "sendq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <event2/event.h>
+
+#include "addr.h"
+#include "errname.h"
+
+int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap)
+{
+    memset(q, 0, sizeof *q);
+    q->items = calloc(cap, sizeof *q->items);
+    q->owners = calloc(cap, sizeof *q->owners);
+    q->arena = malloc(arena_cap);
+    if (!q->items || !q->owners || !q->arena) {
+        sendq_free(q);
+        return -1;
+    }
+    q->cap = cap;
+    q->arena_cap = arena_cap;
+    q->blocked_fd = -1;
+    return 0;
+}
+
+void sendq_free(struct sendq *q)
+{
+    if (q->wev)
+        event_free(q->wev);
+    free(q->items);
+    free(q->owners);
+    free(q->arena);
+    memset(q, 0, sizeof *q);
+    q->blocked_fd = -1;
+}
+
+/* Stops or restarts reading every socket of the worker (back-pressure). */
+static void sendq_pause_reads(struct worker *w, int pause)
+{
+    if (w->paused == pause)
+        return;
+    w->paused = pause;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        for (size_t j = 0; j < w->listeners[i].nsocks; j++) {
+            struct event *ev = w->listeners[i].socks[j].ev;
+            if (!ev)
+                continue;
+            if (pause)
+                event_del(ev);
+            else
+                event_add(ev, NULL);
+        }
+}
+
+static void sendq_on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    w->sq.blocked_fd = -1;
+    sendq_flush(w);
+}
+
+/* Drops the first k items, moving the rest (and their data) to the front. */
+static void sendq_consume(struct sendq *q, unsigned k)
+{
+    if (k >= q->n) {
+        q->n = 0;
+        q->used = 0;
+        return;
+    }
+    size_t off = (size_t)(q->items[k].data - q->arena);
+    memmove(q->arena, q->arena + off, q->used - off);
+    q->used -= off;
+    for (unsigned i = k; i < q->n; i++) {
+        q->items[i - k] = q->items[i];
+        q->items[i - k].data -= off;
+        q->owners[i - k] = q->owners[i];
+    }
+    q->n -= k;
+}
+
+void sendq_flush(struct worker *w)
+{
+    struct sendq *q = &w->sq;
+    while (q->n > 0 && q->blocked_fd < 0) {
+        int err = 0;
+        unsigned sent = send_batch(q->items, q->n, &err);
+        for (unsigned i = 0; i < sent; i++)
+            if (q->owners[i])
+                lstats_add(q->owners[i], LS_SENT, 1);
+        if (sent == q->n) {
+            sendq_consume(q, sent);
+            break;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+            /* Wait for room, keep order, stop reading meanwhile. */
+            sendq_consume(q, sent);
+            q->blocked_fd = q->items[0].fd;
+            if (q->wev)
+                event_free(q->wev);
+            q->wev = event_new(w->base, q->blocked_fd, EV_WRITE, sendq_on_writable, w);
+            if (q->wev && event_add(q->wev, NULL) == 0) {
+                sendq_pause_reads(w, 1);
+                return;
+            }
+            /* Cannot wait: count what is left as dropped. */
+            for (unsigned i = 0; i < q->n; i++)
+                if (q->owners[i])
+                    lstats_add(q->owners[i], LS_SEND_DROPPED, 1);
+            log_error(w->d->log, "send queue: cannot wait for writability: %u datagrams "
+                      "dropped", q->n);
+            q->blocked_fd = -1;
+            sendq_consume(q, q->n);
+            break;
+        }
+        /* This item failed for good: count, log, skip it. */
+        if (q->owners[sent])
+            lstats_add(q->owners[sent], LS_SEND_ERRORS, 1);
+        unsigned suppressed;
+        if (ratelimit_allow(&q->err_rl, 5, &suppressed)) {
+            char to[ADDR_STRLEN];
+            const struct send_item *it = &q->items[sent];
+            log_warn(w->d->log, "send to %s failed: %s (%s)%s",
+                     addr_format((const struct sockaddr *)&it->to, it->tolen, 1, to, sizeof to),
+                     strerror(err), errno_name(err), suppressed ? " (and more, suppressed)" : "");
+        }
+        sendq_consume(q, sent + 1);
+    }
+    if (q->n == 0 && q->blocked_fd < 0)
+        sendq_pause_reads(w, 0);
+}
+
+int sendq_push(struct worker *w, const struct send_item *it, struct lstats *owner)
+{
+    struct sendq *q = &w->sq;
+    if (it->len > q->arena_cap)
+        return EMSGSIZE;
+    if (q->n == q->cap || q->arena_cap - q->used < it->len) {
+        sendq_flush(w);
+        if (q->n == q->cap || q->arena_cap - q->used < it->len) {
+            if (owner)
+                lstats_add(owner, LS_SEND_DROPPED, 1);
+            return ENOBUFS;
+        }
+    }
+    struct send_item *slot = &q->items[q->n];
+    *slot = *it;
+    memcpy(q->arena + q->used, it->data, it->len);
+    slot->data = q->arena + q->used;
+    q->used += it->len;
+    q->owners[q->n] = owner;
+    q->n++;
+    return 0;
+}

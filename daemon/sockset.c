@@ -1,0 +1,250 @@
+/* daemon/sockset.c: opening, reusing and retiring the daemon's sockets. */
+#include "sockset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void inherited_fds_take(struct inherited_fds *inh)
+{
+    inh->fds = NULL;
+    inh->n = 0;
+    const char *pid = getenv("LISTEN_PID");
+    const char *nfds = getenv("LISTEN_FDS");
+    if (!pid || !nfds || strtol(pid, NULL, 10) != (long)getpid())
+        return;
+    long n = strtol(nfds, NULL, 10);
+    if (n <= 0 || n > 1024)
+        return;
+    inh->fds = calloc((size_t)n, sizeof *inh->fds);
+    if (!inh->fds)
+        return;
+    for (long i = 0; i < n; i++)
+        inh->fds[i] = 3 + (int)i; /* SD_LISTEN_FDS_START */
+    inh->n = (size_t)n;
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+}
+
+void inherited_fds_release(struct inherited_fds *inh, struct logger *lg)
+{
+    for (size_t i = 0; i < inh->n; i++)
+        if (inh->fds[i] >= 0) {
+            log_warn(lg, "socket fd %d from systemd matches no bind address: closed",
+                     inh->fds[i]);
+            close(inh->fds[i]);
+        }
+    free(inh->fds);
+    inh->fds = NULL;
+    inh->n = 0;
+}
+
+static int inherited_claim(struct inherited_fds *inh, const struct sock_spec *spec)
+{
+    if (!inh)
+        return -1;
+    for (size_t i = 0; i < inh->n; i++)
+        if (inh->fds[i] >= 0 && sock_matches(inh->fds[i], spec)) {
+            int fd = inh->fds[i];
+            inh->fds[i] = -1;
+            return fd;
+        }
+    return -1;
+}
+
+static int sockset_push(struct sockset *s, const struct sock_entry *e)
+{
+    struct sock_entry *grown = realloc(s->v, (s->n + 1) * sizeof *s->v);
+    if (!grown)
+        return -1;
+    s->v = grown;
+    s->v[s->n] = *e;
+    s->v[s->n].listener = strdup(e->listener);
+    s->v[s->n].bind_str = strdup(e->bind_str);
+    if (!s->v[s->n].listener || !s->v[s->n].bind_str) {
+        free(s->v[s->n].listener);
+        free(s->v[s->n].bind_str);
+        return -1;
+    }
+    s->n++;
+    return 0;
+}
+
+static void sockset_free(struct sockset *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        free(s->v[i].listener);
+        free(s->v[i].bind_str);
+    }
+    free(s->v);
+    s->v = NULL;
+    s->n = 0;
+}
+
+static const struct sock_entry *sockset_find(const struct sockset *s, const char *bind_str,
+                                             int slot)
+{
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].slot == slot && strcmp(s->v[i].bind_str, bind_str) == 0)
+            return &s->v[i];
+    return NULL;
+}
+
+static const struct sock_entry *sockset_find_inherited(const struct sockset *s,
+                                                       const char *bind_str)
+{
+    if (!s)
+        return NULL;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].inherited && strcmp(s->v[i].bind_str, bind_str) == 0)
+            return &s->v[i];
+    return NULL;
+}
+
+/* Opens (or reuses, or claims) one socket. */
+static int sockset_open_one(struct sockset *out, const struct sockset *old,
+                            struct sock_entry *e, struct inherited_fds *inh,
+                            struct logger *lg, const struct listener_cfg *lc, char *err,
+                            size_t errlen)
+{
+    const struct sock_entry *prev = sockset_find(old, e->bind_str, e->slot);
+    if (prev) {
+        e->fd = prev->fd;
+        e->reused = 1;
+        e->inherited = prev->inherited;
+        if (memcmp(&prev->opts, &e->opts, sizeof e->opts) != 0)
+            log_warn(lg, "listener '%s': %s: changed receive options take effect on restart",
+                     lc->name, e->bind_str);
+    } else {
+        int fd = inherited_claim(inh, &e->spec);
+        if (fd >= 0) {
+            e->fd = fd;
+            e->inherited = 1;
+            log_info(lg, "listener '%s': %s: socket from systemd (fd %d)", lc->name,
+                     e->bind_str, fd);
+        } else {
+            int granted = 0;
+            char why[384];
+            e->fd = sock_open(&e->spec, &e->opts, &granted, why, sizeof why);
+            if (e->fd < 0) {
+                snprintf(err, errlen, "listener '%s': %s", lc->name, why);
+                return -1;
+            }
+            /* Linux reads back twice the size asked for (it counts its bookkeeping). */
+            if (e->opts.rcvbuf > 0 && granted > 0 && granted / 2 < e->opts.rcvbuf)
+                log_warn(lg, "listener '%s': %s: receive buffer capped by the kernel at %d "
+                         "bytes (asked %d; raise net.core.rmem_max)", lc->name, e->bind_str,
+                         granted / 2, e->opts.rcvbuf);
+            log_info(lg, "listener '%s': bound %s%s", lc->name, e->bind_str,
+                     e->slot > 0 ? " (another worker's socket)" : "");
+        }
+    }
+    if (sockset_push(out, e) != 0) {
+        if (!e->reused)
+            sock_close(e->fd, &e->spec);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+int sockset_build(struct sockset *out, const struct sockset *old, const struct config *cfg,
+                  int nworkers, struct inherited_fds *inh, struct logger *lg, char *err,
+                  size_t errlen)
+{
+    out->v = NULL;
+    out->n = 0;
+    for (size_t li = 0; li < cfg->nlisteners; li++) {
+        const struct listener_cfg *lc = &cfg->listeners[li];
+        for (size_t bi = 0; bi < lc->nbinds; bi++) {
+            struct sock_entry e = {0};
+            e.listener = lc->name;
+            e.bind_str = lc->bind_strs[bi];
+            e.bind_index = bi;
+            e.spec = lc->binds[bi];
+            e.opts.rcvbuf = lc->rcvbuf;
+            e.opts.unix_mode = lc->unix_mode;
+            e.opts.want_ttl = lc->want_ttl;
+            e.opts.want_tos = lc->want_tos;
+            e.opts.want_time = lc->want_time;
+            e.opts.reuseport = lc->reuseport;
+            /* UDP: one SO_REUSEPORT socket per worker, so the kernel spreads the load.
+             * Unix, raw and systemd's sockets: one socket, read by one worker. */
+            int per_worker = e.spec.kind == SOCK_KIND_UDP && nworkers > 1;
+            const struct sock_entry *kept = sockset_find_inherited(old, e.bind_str);
+            if (per_worker && kept) {
+                /* Still the socket systemd handed over at start. */
+                e.slot = kept->slot;
+                if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                    goto fail;
+            } else if (per_worker) {
+                /* A socket systemd handed over cannot be shared with SO_REUSEPORT. */
+                int fd = inherited_claim(inh, &e.spec);
+                if (fd >= 0) {
+                    e.fd = fd;
+                    e.inherited = 1;
+                    e.slot = (int)(li % (size_t)nworkers);
+                    log_info(lg, "listener '%s': %s: socket from systemd (fd %d), read by "
+                             "one worker", lc->name, e.bind_str, fd);
+                    if (sockset_push(out, &e) != 0) {
+                        close(fd);
+                        snprintf(err, errlen, "out of memory");
+                        goto fail;
+                    }
+                    continue;
+                }
+                e.opts.reuseport = 1;
+                for (int w = 0; w < nworkers; w++) {
+                    e.slot = w;
+                    if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                        goto fail;
+                }
+            } else {
+                e.slot = e.spec.kind == SOCK_KIND_UDP && nworkers == 1 ? 0
+                                                                        : (int)(li % (size_t)nworkers);
+                if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                    goto fail;
+            }
+        }
+    }
+    return 0;
+fail:
+    sockset_discard(out);
+    return -1;
+}
+
+static int sockset_uses_fd(const struct sockset *s, int fd)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].fd == fd)
+            return 1;
+    return 0;
+}
+
+void sockset_retire(struct sockset *old, const struct sockset *now)
+{
+    for (size_t i = 0; i < old->n; i++)
+        if (!sockset_uses_fd(now, old->v[i].fd))
+            sock_close(old->v[i].fd, &old->v[i].spec);
+    sockset_free(old);
+}
+
+void sockset_discard(struct sockset *failed)
+{
+    for (size_t i = 0; i < failed->n; i++)
+        if (!failed->v[i].reused)
+            sock_close(failed->v[i].fd, &failed->v[i].spec);
+    sockset_free(failed);
+}
+
+void sockset_close_all(struct sockset *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        sock_close(s->v[i].fd, &s->v[i].spec);
+    sockset_free(s);
+}

@@ -1,0 +1,138 @@
+/* daemon/worker.h: a worker is one event loop in one thread with its own Lua state, the
+ * handlers of the listeners it serves, the sockets it reads, one receive ring and one send
+ * queue. Workers share nothing but the daemon context's locked registries. */
+#ifndef LUADGRAM_WORKER_H
+#define LUADGRAM_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+#include "config.h"
+#include "dgram.h"
+#include "log.h"
+#include "netio.h"
+#include "sockset.h"
+#include "stats.h"
+
+struct event;
+struct event_base;
+struct worker;
+
+/* What workers need from the daemon: set up once, read-only while they run (the logger and
+ * the registries lock or use atomics themselves). */
+struct daemon_shared {
+    struct logger *log;
+    struct stats_registry *stats;
+};
+
+/* One socket a worker reads. */
+struct wsock {
+    struct wlistener *wl;
+    const struct sock_entry *entry;
+    int fd;
+    int family;
+    uint16_t local_port;
+    struct event *ev;
+    uint32_t last_ovfl;       /* last SO_RXQ_OVFL value seen */
+};
+
+/* One listener as a worker serves it. */
+struct wlistener {
+    struct worker *w;
+    const struct listener_cfg *cfg;
+    struct lstats *stats;
+    struct wsock *socks;
+    size_t nsocks;
+    int module_ref;           /* the handler's module table */
+    int message_ref;          /* its message function */
+    int error_ref;            /* its error function, or LUA_NOREF */
+    int msg_ref;              /* the reusable message object */
+    void *msg;                /* ... and its userdata (struct msg_obj *) */
+    struct recv_ring ring;    /* recv.batch buffers of recv.size, allocated once */
+    struct ratelimit err_rl;  /* handler error log lines */
+    struct ratelimit drop_rl; /* truncation / kernel drop log lines */
+};
+
+/* Replies and sends waiting for the end of a batch (or for writability). Data lives in an
+ * arena allocated once; nothing is allocated per datagram. */
+struct sendq {
+    struct send_item *items;
+    struct lstats **owners;   /* whose counters each item's outcome goes to */
+    unsigned n, cap;
+    uint8_t *arena;
+    size_t used, arena_cap;
+    struct event *wev;        /* waiting for writability of blocked_fd */
+    int blocked_fd;           /* -1 unless the kernel said EAGAIN */
+    struct ratelimit err_rl;
+};
+
+struct worker {
+    const struct daemon_shared *d;
+    const struct config *cfg;
+    int slot;
+    struct event_base *base;
+    struct event *stop_ev;    /* activated by another thread to stop this one */
+    lua_State *L;
+    pthread_t thread;
+    int running;
+    int stopped;              /* handlers' stop has been called */
+    struct wlistener *listeners;
+    size_t nlisteners;
+    struct sendq sq;
+    int in_batch;             /* inside a receive batch: sends are queued till its end */
+    int paused;               /* reads stopped while the send queue is blocked */
+    int budget_hit;           /* set by the instruction-count hook */
+    const struct sockset *socks;
+    /* broadcast addresses of the interfaces, refreshed when older than a few seconds */
+    uint32_t bcasts[64];
+    size_t nbcasts;
+    int64_t bcasts_at;
+};
+
+/* Creates a worker for slot: its loop, its Lua state, every handler it serves loaded and
+ * initialised (init called), its sockets registered but not yet read. Returns NULL with err
+ * set ("listener 'echo': scripts/echo.lua:3: ...") on failure, having freed everything. */
+struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
+                             const struct sockset *socks, int slot, char *err, size_t errlen);
+
+/* Starts its thread. 0 or -1 (err set). */
+int worker_start(struct worker *w, char *err, size_t errlen);
+
+/* From another thread: makes the worker leave its loop, call every handler's stop, flush
+ * its send queue and end its thread; waits for that. */
+void worker_stop(struct worker *w);
+
+/* Frees a worker (stopped, or never started: then stop() is called here). */
+void worker_destroy(struct worker *w);
+
+/* ---- used by the Lua bindings ---- */
+
+/* The worker that owns L. */
+struct worker *worker_of(lua_State *L);
+
+/* Queues (or, outside a batch, sends at once) data from socket `ws` to `to`, leaving from
+ * `from` on `ifindex` (from.ss_family == AF_UNSPEC: the kernel picks). Returns 0 or an errno
+ * (ENOBUFS when the queue is full and blocked). */
+int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, socklen_t tolen,
+                const struct sockaddr_storage *from, unsigned ifindex, const void *data,
+                size_t len);
+
+/* Picks the socket of listener `name` that can reach `to` (this worker's own first).
+ * NULL with *err set when there is none. */
+struct wsock *worker_sock_for(struct worker *w, const char *name, const struct sockaddr *to,
+                              const char **err);
+
+/* Sends what is queued now (outside a batch: after a timer, at stop). */
+void worker_flush(struct worker *w);
+
+/* 1 if d's destination is a broadcast address of this host (or the limited broadcast). */
+int worker_is_bcast(struct worker *w, const struct dgram *d);
+
+/* Calls the function below the nargs arguments on top of L's stack, under the handler
+ * budget and the traceback handler, popping both. An error is logged (rate-limited, with
+ * its traceback) and counted against wl (NULL: a timer). Returns 0, or -1 when it raised. */
+int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *what);
+
+#endif
