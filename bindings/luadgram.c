@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "addr.h"
+#include "errname.h"
 #include "worker.h"
 
 #define TIMER_META "luadgram.timer"
@@ -45,7 +46,7 @@ static int ld_send(lua_State *L)
     int e = worker_send(w, ws, (const struct sockaddr *)&sa, salen, &from, 0, data, len);
     if (e) {
         luaL_pushfail(L);
-        lua_pushstring(L, strerror(e));
+        lua_pushstring(L, errno_name(e));
         return 2;
     }
     lua_pushboolean(L, 1);

@@ -109,8 +109,8 @@ static const struct sock_entry *sockset_find_inherited(const struct sockset *s,
 /* Opens (or reuses, or claims) one socket. */
 static int sockset_open_one(struct sockset *out, const struct sockset *old,
                             struct sock_entry *e, struct inherited_fds *inh,
-                            struct logger *lg, const struct listener_cfg *lc, char *err,
-                            size_t errlen)
+                            struct logger *lg, const struct config *cfg,
+                            const struct listener_cfg *lc, char *err, size_t errlen)
 {
     const struct sock_entry *prev = sockset_find(old, e->bind_str, e->slot);
     if (prev) {
@@ -132,7 +132,8 @@ static int sockset_open_one(struct sockset *out, const struct sockset *old,
             char why[384];
             e->fd = sock_open(&e->spec, &e->opts, &granted, why, sizeof why);
             if (e->fd < 0) {
-                snprintf(err, errlen, "listener '%s': %s", lc->name, why);
+                snprintf(err, errlen, "%s:%d: listener '%s': %s", cfg->file, lc->line,
+                         lc->name, why);
                 return -1;
             }
             /* Linux reads back twice the size asked for (it counts its bookkeeping). */
@@ -180,7 +181,7 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
             if (per_worker && kept) {
                 /* Still the socket systemd handed over at start. */
                 e.slot = kept->slot;
-                if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
                     goto fail;
             } else if (per_worker) {
                 /* A socket systemd handed over cannot be shared with SO_REUSEPORT. */
@@ -201,13 +202,13 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
                 e.opts.reuseport = 1;
                 for (int w = 0; w < nworkers; w++) {
                     e.slot = w;
-                    if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                    if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
                         goto fail;
                 }
             } else {
                 e.slot = e.spec.kind == SOCK_KIND_UDP && nworkers == 1 ? 0
                                                                         : (int)(li % (size_t)nworkers);
-                if (sockset_open_one(out, old, &e, inh, lg, lc, err, errlen) != 0)
+                if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
                     goto fail;
             }
         }
