@@ -304,6 +304,7 @@ static void config_parse_binds(lua_State *L, struct config_load_ctx *c, struct l
                                int idx)
 {
     int line = config_key_line(c, lc->line, "bind");
+    lc->bind_line = line;
     if (lua_type(L, idx) == LUA_TSTRING) {
         lua_newtable(L);
         lua_pushvalue(L, idx);
@@ -447,7 +448,7 @@ static int config_file_exists(const char *path)
 
 static char *config_join(const char *dir, const char *name)
 {
-    if (name[0] == '/' || !dir || !*dir)
+    if (name[0] == '/' || !dir || !*dir || strcmp(dir, ".") == 0)
         return strdup(name);
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);

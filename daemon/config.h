@@ -10,6 +10,7 @@
 struct listener_cfg {
     char *name;
     int line;              /* line of its `listen` */
+    int bind_line;         /* line of its `bind` */
     size_t nbinds;
     char **bind_strs;      /* as written */
     struct sock_spec *binds;

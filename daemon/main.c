@@ -140,6 +140,17 @@ int main(int argc, char **argv)
         rc = 1;
         goto out;
     }
+    /* Signals first: a SIGTERM that comes once sockets are bound must stop us cleanly. */
+    sig_term = evsignal_new(dc.base, SIGTERM, on_stop_signal, &dc);
+    sig_int = evsignal_new(dc.base, SIGINT, on_stop_signal, &dc);
+    sig_hup = evsignal_new(dc.base, SIGHUP, on_reload_signal, &dc);
+    if (!sig_term || !sig_int || !sig_hup || evsignal_add(sig_term, NULL) != 0 ||
+        evsignal_add(sig_int, NULL) != 0 || evsignal_add(sig_hup, NULL) != 0) {
+        fprintf(stderr, "luadgramd: cannot install signal handlers\n");
+        config_free(cfg);
+        rc = 1;
+        goto out;
+    }
     char *metrics = cfg->metrics ? strdup(cfg->metrics) : NULL;
     int applied = daemon_apply(&dc, cfg, err, sizeof err); /* takes cfg */
     if (applied != 0) {
@@ -158,15 +169,6 @@ int main(int argc, char **argv)
         }
     }
     inherited_fds_release(&dc.inherited, &dc.log);
-    sig_term = evsignal_new(dc.base, SIGTERM, on_stop_signal, &dc);
-    sig_int = evsignal_new(dc.base, SIGINT, on_stop_signal, &dc);
-    sig_hup = evsignal_new(dc.base, SIGHUP, on_reload_signal, &dc);
-    if (!sig_term || !sig_int || !sig_hup || evsignal_add(sig_term, NULL) != 0 ||
-        evsignal_add(sig_int, NULL) != 0 || evsignal_add(sig_hup, NULL) != 0) {
-        log_error(&dc.log, "cannot install signal handlers");
-        rc = 1;
-        goto out;
-    }
     log_info(&dc.log, "luadgramd %s running: %zu listeners, %d workers (pid %d)",
              LUADGRAM_VERSION, dc.cfg->nlisteners, dc.nworkers, (int)getpid());
     notify_systemd("READY=1\nSTATUS=running");

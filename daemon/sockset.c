@@ -132,7 +132,7 @@ static int sockset_open_one(struct sockset *out, const struct sockset *old,
             char why[384];
             e->fd = sock_open(&e->spec, &e->opts, &granted, why, sizeof why);
             if (e->fd < 0) {
-                snprintf(err, errlen, "%s:%d: listener '%s': %s", cfg->file, lc->line,
+                snprintf(err, errlen, "%s:%d: listener '%s': %s", cfg->file, lc->bind_line,
                          lc->name, why);
                 return -1;
             }

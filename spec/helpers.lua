@@ -1,0 +1,444 @@
+-- spec/helpers.lua: what the integration specs share: temp folders, ephemeral ports,
+-- configuration files, starting/signalling/stopping the real luadgramd in the background,
+-- reading its log and /metrics, and UDP / unix datagram clients with timeouts.
+-- Every daemon and temp folder made here is remembered so that `h.cleanup()` (called from
+-- each spec's after_each/teardown) removes them even when an assertion failed.
+local socket = require "socket"
+local unix = require "socket.unix"
+
+local h = {}
+
+h.src = os.getenv("LUADGRAM_SRC") or "."
+h.build = os.getenv("LUADGRAM_BUILD") or (h.src .. "/build")
+h.bin = os.getenv("LUADGRAMD") or (h.build .. "/luadgramd")
+
+local started = {}   -- daemons not yet reaped
+local all_started = {} -- every daemon since the last cleanup (their logs are checked)
+local tmpdirs = {}   -- folders to remove
+
+-- ---- small utilities ----
+
+function h.sleep(sec) socket.sleep(sec) end
+function h.now() return socket.gettime() end
+
+-- Quotes s for /bin/sh.
+function h.shq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+function h.read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+function h.write(path, text)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(text))
+  assert(f:close())
+end
+
+function h.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  -- a socket file cannot be opened; ask the shell
+  return os.execute("test -e " .. h.shq(path)) == true
+end
+
+-- Calls fn every `step` seconds until it returns a true value (returned) or `timeout`
+-- seconds passed (then returns nil).
+function h.wait_for(fn, timeout, step)
+  local deadline = h.now() + (timeout or 5)
+  repeat
+    local v = fn()
+    if v then return v end
+    h.sleep(step or 0.02)
+  until h.now() > deadline
+  return fn()
+end
+
+-- A fresh folder under /tmp (removed by h.cleanup). Short, so unix socket paths fit.
+function h.tmpdir()
+  local name = os.tmpname()
+  os.remove(name)
+  assert(os.execute("mkdir -m 0700 " .. h.shq(name)), "mkdir " .. name)
+  tmpdirs[#tmpdirs + 1] = name
+  return name
+end
+
+function h.fixture(name)
+  return h.src .. "/spec/fixtures/" .. name .. ".lua"
+end
+
+-- This Lua process's pid (io.open reads /proc/self as the Lua process itself; a popen'ed
+-- `cat` would report its own).
+function h.mypid()
+  local stat = assert(h.read("/proc/self/stat"))
+  return tonumber(stat:match("^(%d+)"))
+end
+
+-- Runs a shell command, returns its trimmed stdout.
+function h.capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("a")
+  p:close()
+  return (out:gsub("%s+$", ""))
+end
+
+-- ---- ports ----
+
+-- A UDP port that is free on `ip` right now (bound to port 0, read back, closed).
+function h.free_port(ip)
+  ip = ip or "127.0.0.1"
+  local s = ip:find(":", 1, true) and socket.udp6() or socket.udp4()
+  assert(s:setsockname(ip, 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- A TCP port that is free on 127.0.0.1 (for metrics).
+function h.free_tcp_port()
+  local s = socket.tcp4()
+  assert(s:bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- ---- Lua literals: configuration files and the fixtures' replies ----
+
+local function is_ident(k) return type(k) == "string" and k:match("^[%a_][%w_]*$") end
+
+-- Lua source for v (strings, numbers, booleans, nested tables; keys sorted).
+function h.lua(v)
+  local t = type(v)
+  if t == "string" or t == "number" then return string.format("%q", v) end
+  if t ~= "table" then return tostring(v) end
+  local parts, n = {}, #v
+  for i = 1, n do parts[#parts + 1] = h.lua(v[i]) end
+  local keys = {}
+  for k in pairs(v) do
+    if not (math.type(k) == "integer" and k >= 1 and k <= n) then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do
+    local key = is_ident(k) and k or ("[" .. h.lua(k) .. "]")
+    parts[#parts + 1] = key .. " = " .. h.lua(v[k])
+  end
+  return "{ " .. table.concat(parts, ", ") .. " }"
+end
+
+-- Parses a table constructor sent back by a fixture (no globals reachable).
+function h.parse(s)
+  assert(type(s) == "string", "no reply to parse")
+  local f, err = load("return " .. s, "=reply", "t", {})
+  assert(f, "reply is not a Lua table constructor: " .. tostring(err) .. ": " .. s)
+  return f()
+end
+
+-- Configuration text. t: workers, log_level, metrics, script_path, handler_budget (globals,
+-- each written on its own line when given) and listeners = { {name=, bind=, handler=, recv=,
+-- options=, mode=, reuseport=}, ... }, each key of a listener on its own line.
+-- By default workers = 1 and script_path holds scripts/ and spec/fixtures/ of the checkout.
+function h.config_text(t)
+  local lines = { "-- written by spec/helpers.lua" }
+  local g = {
+    workers = t.workers or 1,
+    log_level = t.log_level or "info",
+    metrics = t.metrics,
+    script_path = t.script_path or { h.src .. "/scripts", h.src .. "/spec/fixtures" },
+    handler_budget = t.handler_budget,
+  }
+  for _, k in ipairs { "workers", "log_level", "metrics", "script_path", "handler_budget" } do
+    if g[k] ~= nil then lines[#lines + 1] = k .. " = " .. h.lua(g[k]) end
+  end
+  for _, l in ipairs(t.listeners or {}) do
+    lines[#lines + 1] = "listen " .. h.lua(l.name) .. " {"
+    for _, k in ipairs { "bind", "handler", "recv", "options", "reuseport", "mode" } do
+      if l[k] ~= nil then lines[#lines + 1] = "  " .. k .. " = " .. h.lua(l[k]) .. "," end
+    end
+    lines[#lines + 1] = "}"
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- ---- running the daemon ----
+
+-- Runs luadgramd with args (a string, already quoted) to completion, at most `timeout`
+-- seconds. Returns exit code (124 on timeout), stdout, stderr.
+function h.run(args, timeout)
+  local dir = h.tmpdir()
+  local out, err = dir .. "/stdout", dir .. "/stderr"
+  local cmd = string.format("timeout -k 2 %d %s %s >%s 2>%s </dev/null", timeout or 10,
+                            h.shq(h.bin), args, h.shq(out), h.shq(err))
+  local _, how, code = os.execute(cmd)
+  if how == "signal" then code = 128 + code end
+  return code, h.read(out) or "", h.read(err) or ""
+end
+
+local Daemon = {}
+Daemon.__index = Daemon
+
+-- The whole log so far.
+function Daemon:log() return h.read(self.log_path) or "" end
+
+-- The last n lines of the log, for assertion messages.
+function Daemon:tail(n)
+  local lines = {}
+  for l in self:log():gmatch("[^\n]+") do lines[#lines + 1] = l end
+  n = n or 40
+  local from = math.max(1, #lines - n + 1)
+  return table.concat(lines, "\n", from)
+end
+
+-- An assertion message followed by the daemon's recent log.
+function Daemon:explain(fmt, ...)
+  return string.format(fmt, ...) .. "\n--- luadgramd log (" .. self.log_path .. ") ---\n"
+         .. self:tail() .. "\n---"
+end
+
+-- "run" (alive), "zombie" (exited, not reaped) or "gone" (reaped).
+function Daemon:state()
+  if self.status then return "gone" end
+  local stat = h.read("/proc/" .. self.pid .. "/stat")
+  if not stat then return "gone" end
+  local st = stat:match("%) (%a)")
+  return (st == "Z" or st == "X") and "zombie" or "run"
+end
+
+function Daemon:alive() return self:state() == "run" end
+
+function Daemon:signal(sig)
+  assert(self.status == nil, "daemon already reaped")
+  return os.execute("kill -" .. sig .. " " .. self.pid .. " 2>/dev/null")
+end
+
+-- Waits up to timeout seconds for the daemon to exit and reaps it. Returns "exit", code or
+-- "signal", signo; nil when it is still running.
+function Daemon:wait(timeout)
+  if not self.status then
+    if not h.wait_for(function() return self:state() ~= "run" end, timeout or 5) then
+      return nil
+    end
+    local _, how, code = self.handle:close()
+    self.status = { how, code }
+    for i, d in ipairs(started) do
+      if d == self then table.remove(started, i) break end
+    end
+  end
+  return self.status[1], self.status[2]
+end
+
+-- SIGTERM, then wait; SIGKILL if it does not exit within timeout. Returns what wait does.
+function Daemon:stop(timeout)
+  if not self.status then
+    if self:state() == "run" then self:signal("TERM") end
+    local how, code = self:wait(timeout or 5)
+    if not how then
+      self:signal("KILL")
+      how, code = self:wait(5)
+      return "killed", code
+    end
+  end
+  return self.status[1], self.status[2]
+end
+
+-- Counts "listener NAME: bound ..." lines in the log (NAME may be quoted: 'NAME').
+function Daemon:bound_count(name)
+  local n = 0
+  local pat = "listener '?" .. name:gsub("%p", "%%%0") .. "'?: bound "
+  for _ in self:log():gmatch(pat) do n = n + 1 end
+  return n
+end
+
+-- Waits until `pattern` (a Lua pattern) appears in the log; returns the match or nil.
+function Daemon:wait_log(pattern, timeout, plain)
+  return h.wait_for(function()
+    local log = self:log()
+    if plain then return log:find(pattern, 1, true) and pattern end
+    return log:match(pattern)
+  end, timeout or 5)
+end
+
+-- Starts the daemon on a configuration. cfg: a table for h.config_text, or { text = "...",
+-- expect = { name = number of binds } }. Writes it to DIR/luadgramd.conf (DIR a fresh temp
+-- folder, also d.dir), starts `luadgramd -c` with stderr to DIR/luadgramd.log and waits
+-- (up to 5 s) until every listener logged its bound addresses. Raises with the log when the
+-- daemon exits or does not get there.
+function h.start(cfg)
+  local dir = cfg.dir or h.tmpdir()
+  local text, expect = cfg.text, cfg.expect
+  if not text then
+    text = h.config_text(cfg)
+    expect = {}
+    for _, l in ipairs(cfg.listeners or {}) do
+      expect[l.name] = type(l.bind) == "table" and #l.bind or 1
+    end
+  end
+  local conf = dir .. "/luadgramd.conf"
+  h.write(conf, text)
+  local d = setmetatable({ dir = dir, conf = conf, log_path = dir .. "/luadgramd.log",
+                           out_path = dir .. "/luadgramd.out" }, Daemon)
+  local cmd = string.format("echo $$; exec %s -c %s >%s 2>%s </dev/null", h.shq(h.bin),
+                            h.shq(conf), h.shq(d.out_path), h.shq(d.log_path))
+  d.handle = assert(io.popen(cmd, "r"))
+  d.pid = assert(tonumber(d.handle:read("l")), "no pid from the shell")
+  started[#started + 1] = d
+  all_started[#all_started + 1] = d
+  local ready = h.wait_for(function()
+    if not d:alive() then return "exited" end
+    for name, n in pairs(expect or {}) do
+      if d:bound_count(name) < n then return nil end
+    end
+    return "ready"
+  end, 5)
+  if ready ~= "ready" then
+    local how, code = d:stop(2)
+    error(string.format("luadgramd did not come up (%s; %s %s) with\n%s\n--- log ---\n%s",
+                        ready or "timeout", tostring(how), tostring(code), text, d:log()), 2)
+  end
+  return d
+end
+
+-- Stops every daemon still running and removes every temp folder. Returns a list of
+-- problems: daemons that did not exit 0 on SIGTERM, and sanitizer reports found in the log
+-- of any daemon started since the last cleanup (so a build with LUADGRAM_SANITIZE=ON fails
+-- the spec that triggered them).
+function h.cleanup()
+  local bad = {}
+  while #started > 0 do
+    local d = started[#started]
+    local how, code = d:stop(5)
+    if how ~= "exit" or code ~= 0 then
+      bad[#bad + 1] = string.format("luadgramd %d did not exit 0 on SIGTERM: %s %s\n%s",
+                                    d.pid, tostring(how), tostring(code), d:tail(20))
+    end
+    if started[#started] == d then table.remove(started) end
+  end
+  for _, d in ipairs(all_started) do
+    local log = d:log()
+    local at = log:find("ERROR: AddressSanitizer", 1, true)
+               or log:find("ERROR: LeakSanitizer", 1, true) or log:find("runtime error:", 1, true)
+    if at then
+      bad[#bad + 1] = string.format("sanitizer report in the log of luadgramd %d:\n%s", d.pid,
+                                    log:sub(math.max(1, at - 200), at + 3000))
+    end
+  end
+  all_started = {}
+  for _, dir in ipairs(tmpdirs) do os.execute("rm -rf " .. h.shq(dir)) end
+  tmpdirs = {}
+  return bad
+end
+
+-- For after_each: cleans up and fails when cleanup found a problem.
+function h.cleanup_and_check()
+  local bad = h.cleanup()
+  if #bad > 0 then error(table.concat(bad, "\n\n"), 2) end
+end
+
+-- ---- metrics ----
+
+-- The /metrics text of a daemon whose config has metrics = "127.0.0.1:port", or nil, err.
+function h.metrics(port)
+  local p = io.popen("curl -sS --max-time 2 http://127.0.0.1:" .. port .. "/metrics 2>&1")
+  local text = p:read("a")
+  local ok = p:close()
+  if not ok then return nil, text end
+  return text
+end
+
+-- The sum of the samples of metric `name` whose labels include listener="listener" (or all
+-- samples of `name` when listener is nil); nil if there is none.
+function h.metric(text, name, listener)
+  local sum
+  for line in text:gmatch("[^\n]+") do
+    local n, labels, v = line:match("^([%w_:]+)(%b{})%s+(%S+)")
+    if not n then
+      n, v = line:match("^([%w_:]+)%s+(%S+)")
+      labels = ""
+    end
+    if n == name and (listener == nil or labels:find('listener="' .. listener .. '"', 1, true))
+       and tonumber(v) then
+      sum = (sum or 0) + tonumber(v)
+    end
+  end
+  return sum
+end
+
+-- Polls /metrics until metric (for listener) equals expected; returns its last value and the
+-- last text.
+function h.wait_metric(port, name, listener, expected, timeout)
+  local value, text
+  h.wait_for(function()
+    text = h.metrics(port)
+    value = text and h.metric(text, name, listener)
+    return value == expected
+  end, timeout or 3, 0.05)
+  return value, text
+end
+
+-- ---- clients ----
+
+local Udp = {}
+Udp.__index = Udp
+
+-- A UDP client: family "inet" (default) or "inet6", bound to `ip` (default: the wildcard of
+-- its family) on an ephemeral port, receive timeout 2 s.
+function h.udp(family, ip)
+  local s = family == "inet6" and socket.udp6() or socket.udp4()
+  assert(s:setsockname(ip or "*", 0))
+  s:settimeout(2)
+  return setmetatable({ s = s }, Udp)
+end
+
+function Udp:port() local _, port = self.s:getsockname() return tonumber(port) end
+function Udp:send(ip, port, data) return assert(self.s:sendto(data, ip, port)) end
+
+-- data, ip, port of the next datagram, or nil, "timeout".
+function Udp:recv(timeout)
+  self.s:settimeout(timeout or 2)
+  return self.s:receivefrom()
+end
+
+-- Sends and waits for one reply: data, ip, port or nil, err.
+function Udp:ask(ip, port, data, timeout)
+  self:send(ip, port, data)
+  return self:recv(timeout)
+end
+
+function Udp:setoption(...) return self.s:setoption(...) end
+function Udp:close() self.s:close() end
+
+local Unix = {}
+Unix.__index = Unix
+
+-- A unix datagram client bound to `path` (unbound when path is nil), receive timeout 2 s.
+function h.unix(path)
+  local s = assert(unix.dgram())
+  if path then assert(s:bind(path)) end
+  s:settimeout(2)
+  return setmetatable({ s = s, path = path }, Unix)
+end
+
+function Unix:send(to, data) return self.s:sendto(data, to) end
+
+-- data, sender path of the next datagram, or nil, "timeout".
+function Unix:recv(timeout)
+  self.s:settimeout(timeout or 2)
+  return self.s:receivefrom()
+end
+
+function Unix:ask(to, data, timeout)
+  assert(self:send(to, data))
+  return self:recv(timeout)
+end
+
+function Unix:close()
+  self.s:close()
+  if self.path then os.remove(self.path) end
+end
+
+return h
