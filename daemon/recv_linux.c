@@ -4,7 +4,6 @@
 #include "netio.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <linux/errqueue.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,7 +458,7 @@ int recv_error(int fd, struct sockerr *e)
 {
     union {
         uint8_t buf[RECV_ERR_CONTROL_SIZE];
-        struct cmsghdr align;
+        size_t align; /* cmsg alignment (CMSG_ALIGN rounds to size_t) */
     } control;
     struct sockaddr_storage name;
     memset(e, 0, sizeof *e);

@@ -17,7 +17,7 @@ struct send_slot {
     struct iovec iov;
     union {
         uint8_t buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
-        struct cmsghdr align;
+        size_t align; /* cmsg alignment (CMSG_ALIGN rounds to size_t) */
     } control;
 };
 
