@@ -104,7 +104,7 @@ void dispatch_readable(evutil_socket_t fd, short what, void *arg)
     struct wlistener *wl = ws->wl;
     struct worker *w = wl->w;
     for (int round = 0; round < DISPATCH_MAX_ROUNDS && !w->paused; round++) {
-        int n = recv_batch(fd, &wl->ring);
+        int n = recv_batch(fd, &wl->ring, ws->local_port);
         if (n < 0) {
             int e = errno;
             if (e == EINTR)

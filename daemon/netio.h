@@ -60,9 +60,10 @@ void recv_ring_free(struct recv_ring *ring);
 
 /* Receives up to ring->batch datagrams without blocking into ring->recs[0..n-1], each with
  * its control data parsed (dgram_parse_control) and DG_MCAST derived; DG_BCAST is left to
- * the caller (it needs the interface list). Returns n > 0, 0 when nothing is waiting
+ * the caller (it needs the interface list). local_port (host order, 0 for raw sockets) goes
+ * into each dst, so no per-batch lookup is needed. Returns n > 0, 0 when nothing is waiting
  * (EAGAIN), or -1 with errno set (ECONNREFUSED and friends mean: read the error queue). */
-int recv_batch(int fd, struct recv_ring *ring);
+int recv_batch(int fd, struct recv_ring *ring, uint16_t local_port);
 
 /* Fills d's control-derived fields (dst, spec_dst, ifindex, ttl, tos, time, creds, ovfl,
  * DG_CTRUNC from msg_flags) from a control buffer. local_port is put in d->dst. Bounded by

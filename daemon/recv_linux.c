@@ -74,14 +74,6 @@ static int cmsg_next(const uint8_t *control, size_t controllen, size_t *off,
 
 /* ---- control parsing ---- */
 
-static void set_port(struct sockaddr_storage *sa, uint16_t port)
-{
-    if (sa->ss_family == AF_INET)
-        ((struct sockaddr_in *)sa)->sin_port = htons(port);
-    else if (sa->ss_family == AF_INET6)
-        ((struct sockaddr_in6 *)sa)->sin6_port = htons(port);
-}
-
 static void put_v4(struct sockaddr_storage *sa, struct in_addr a, uint16_t port)
 {
     struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
@@ -319,24 +311,6 @@ void recv_ring_free(struct recv_ring *ring)
     memset(ring, 0, sizeof *ring);
 }
 
-/* The port the socket is bound to (host order), 0 for raw and non-IP sockets. */
-static uint16_t local_port_of(int fd)
-{
-    int type = 0;
-    socklen_t tlen = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type == SOCK_RAW)
-        return 0;
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
-        return 0;
-    if (ss.ss_family == AF_INET)
-        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    if (ss.ss_family == AF_INET6)
-        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    return 0;
-}
-
 /* Copies the sender's address into d->peer: unmapped, and empty for an unbound unix
  * sender. */
 static void fill_peer(struct dgram *d, const struct sockaddr_storage *name, socklen_t len)
@@ -354,7 +328,7 @@ static void fill_peer(struct dgram *d, const struct sockaddr_storage *name, sock
     dgram_unmap_v4(&d->peer, &d->peerlen);
 }
 
-int recv_batch(int fd, struct recv_ring *ring)
+int recv_batch(int fd, struct recv_ring *ring, uint16_t local_port)
 {
     struct recv_plat *p = ring->plat;
     for (unsigned i = 0; i < ring->batch; i++) {
@@ -369,8 +343,6 @@ int recv_batch(int fd, struct recv_ring *ring)
                      NULL);
     if (n < 0)
         return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
-
-    int want_port = 0;
     for (int i = 0; i < n; i++) {
         struct dgram *d = &ring->recs[i];
         struct msghdr *mh = &p->msgs[i].msg_hdr;
@@ -384,22 +356,10 @@ int recv_batch(int fd, struct recv_ring *ring)
         fill_peer(d, &p->names[i], mh->msg_namelen);
         size_t clen = mh->msg_controllen < RECV_CONTROL_SIZE ? mh->msg_controllen
                                                              : RECV_CONTROL_SIZE;
-        dgram_parse_control(d, mh->msg_control, clen, mh->msg_flags, 0);
+        dgram_parse_control(d, mh->msg_control, clen, mh->msg_flags, local_port);
         close_passed_fds(mh->msg_control, clen);
-        if (d->has & DG_HAS_DST) {
-            want_port = 1;
-            if (dgram_is_mcast((const struct sockaddr *)&d->dst))
-                d->flags |= DG_MCAST;
-        }
-    }
-    /* One look-up per batch, not per datagram, and only when some dst needs it. */
-    if (want_port) {
-        int saved = errno;
-        uint16_t port = local_port_of(fd);
-        errno = saved;
-        for (int i = 0; i < n; i++)
-            if (ring->recs[i].has & DG_HAS_DST)
-                set_port(&ring->recs[i].dst, port);
+        if ((d->has & DG_HAS_DST) && dgram_is_mcast((const struct sockaddr *)&d->dst))
+            d->flags |= DG_MCAST;
     }
     return n;
 }

@@ -284,7 +284,8 @@ static int worker_attach_sockets(struct worker *w, struct wlistener *wl)
         ws->family = e->spec.addr.ss_family;
         struct sockaddr_storage local;
         socklen_t len = sizeof local;
-        if (getsockname(e->fd, (struct sockaddr *)&local, &len) == 0)
+        if (e->spec.kind != SOCK_KIND_RAW &&
+            getsockname(e->fd, (struct sockaddr *)&local, &len) == 0)
             ws->local_port = (uint16_t)addr_port((struct sockaddr *)&local);
         if (e->slot == w->slot) {
             ws->ev = event_new(w->base, e->fd, EV_READ | EV_PERSIST, dispatch_readable, ws);

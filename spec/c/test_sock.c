@@ -173,12 +173,30 @@ static int wait_for(int fd, short events)
     return poll(&p, 1, WAIT_MS) == 1;
 }
 
+/* The port fd is bound to (host order), as the worker learns it once per socket. */
+static uint16_t bound_port(int fd)
+{
+    int type = 0;
+    socklen_t tlen = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) != 0 || type == SOCK_RAW)
+        return 0; /* raw sockets: getsockname gives the protocol in the port field */
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    return 0;
+}
+
 /* Waits for fd to be readable and receives a batch: n, or -1 (errno) / 0 on timeout. */
 static int recv_wait(int fd, struct recv_ring *ring)
 {
     if (!wait_for(fd, POLLIN))
         return 0;
-    return recv_batch(fd, ring);
+    return recv_batch(fd, ring, bound_port(fd));
 }
 
 /* A port on 127.0.0.1 that nobody listens on (bound and closed again). */
@@ -226,7 +244,7 @@ static void test_udp_v4(void)
     int ttl = 33, tos = 0x20;
     CHECK(setsockopt(cfd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0);
     CHECK(setsockopt(cfd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) == 0);
-    CHECK(recv_batch(lfd, &ring) == 0); /* nothing yet: 0, not an error */
+    CHECK(recv_batch(lfd, &ring, bound_port(lfd)) == 0); /* nothing yet: 0, not an error */
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     REQUIRE(send_to(cfd, "127.0.0.1", lport, "hello", 5) == 0);
@@ -488,7 +506,7 @@ static void check_refused(const char *listen_ip, const char *dst_ip, int want_or
     REQUIRE(send_batch(&it, 1, &err) == 1 && err == 0);
     REQUIRE(wait_for(lfd, POLLERR));
     errno = 0;
-    CHECK(recv_batch(lfd, &ring) == -1 && errno == ECONNREFUSED);
+    CHECK(recv_batch(lfd, &ring, bound_port(lfd)) == -1 && errno == ECONNREFUSED);
     struct sockerr e;
     REQUIRE(recv_error(lfd, &e) == 1);
     CHECK(e.err == ECONNREFUSED);
