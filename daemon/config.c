@@ -144,7 +144,7 @@ static int config_setting(lua_State *L)
     struct config *cfg = c->cfg;
     const char *key = lua_tostring(L, 2);
     int line = config_caller_line(L);
-    lua_Integer iv;
+    lua_Integer iv = 0;
     if (lua_type(L, 2) != LUA_TSTRING)
         return config_raise_at(L, line, "unknown setting");
     if (strcmp(key, "workers") == 0) {
@@ -205,7 +205,7 @@ static int config_setting(lua_State *L)
 
 static int config_mode_parse(lua_State *L, int idx, int *mode)
 {
-    lua_Integer iv;
+    lua_Integer iv = 0;
     if (lua_type(L, idx) == LUA_TSTRING) {
         const char *s = lua_tostring(L, idx);
         char *end;
@@ -263,7 +263,7 @@ static void config_parse_recv(lua_State *L, struct config_load_ctx *c, struct li
             config_raise_at(L, line, "listener '%s': recv: keys must be names", lc->name);
         const char *k = lua_tostring(L, -2);
         int kline = config_key_line(c, line, k);
-        lua_Integer iv;
+        lua_Integer iv = 0;
         if (strcmp(k, "batch") == 0) {
             if (!config_is_int(L, -1, &iv) || iv < 1 || iv > 1024)
                 config_raise_at(L, kline,
