@@ -329,14 +329,15 @@ static void config_parse_binds(lua_State *L, struct config_load_ctx *c, struct l
                             lc->name, (int)i, luaL_typename(L, -1));
         const char *s = lua_tostring(L, -1);
         char err[256];
-        lc->bind_strs[lc->nbinds] = config_strdup(L, s);
-        if (addr_parse_bind(s, &lc->binds[lc->nbinds], err, sizeof err) != 0)
+        size_t k = lc->nbinds;
+        lc->bind_strs[k] = config_strdup(L, s);
+        lc->nbinds++; /* owned by lc from here, freed by config_free even if we raise */
+        if (addr_parse_bind(s, &lc->binds[k], err, sizeof err) != 0)
             config_raise_at(L, line, "listener '%s': bind: %s", lc->name, err);
-        for (size_t j = 0; j < lc->nbinds; j++)
+        for (size_t j = 0; j < k; j++)
             if (strcmp(lc->bind_strs[j], s) == 0)
                 config_raise_at(L, line, "listener '%s': bind: '%s' is listed twice", lc->name,
                                 s);
-        lc->nbinds++;
         lua_pop(L, 1);
     }
 }
