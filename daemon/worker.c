@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
 #include "addr.h"
 #include "dispatch.h"
+#include "errname.h"
 #include "lbind.h"
 #include "sendq.h"
 
@@ -133,6 +135,22 @@ static int worker_sock_reaches(const struct wsock *ws, const struct sockaddr *to
     return 0;
 }
 
+/* The listener's unbound UDP socket of family, opened on first use. */
+static struct wsock *worker_client_sock(struct wlistener *wl, int family, const char **err)
+{
+    struct wsock *ws = &wl->clients[family == AF_INET6];
+    if (ws->fd >= 0)
+        return ws;
+    int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        *err = errno_name(errno);
+        return NULL;
+    }
+    ws->fd = fd;
+    ws->family = family;
+    return ws;
+}
+
 struct wsock *worker_sock_for(struct worker *w, const char *name, const struct sockaddr *to,
                               const char **err)
 {
@@ -152,6 +170,8 @@ struct wsock *worker_sock_for(struct worker *w, const char *name, const struct s
         }
         if (other)
             return other;
+        if (to->sa_family == AF_INET || to->sa_family == AF_INET6)
+            return worker_client_sock(wl, to->sa_family, err);
         *err = "the listener has no socket of that address family";
         return NULL;
     }
@@ -208,6 +228,8 @@ static void worker_push_listener_info(struct worker *w, const struct listener_cf
     lua_setfield(L, -2, "worker");
     lua_pushinteger(L, w->cfg->workers);
     lua_setfield(L, -2, "workers");
+    lua_pushstring(L, w->cfg->dir);
+    lua_setfield(L, -2, "config_dir");
 }
 
 /* Loads the handler module of wl and calls its init. */
@@ -352,6 +374,10 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
         wl->cfg = &cfg->listeners[i];
         wl->module_ref = wl->message_ref = wl->error_ref = wl->msg_ref = LUA_NOREF;
         wl->stats = stats_listener(d->stats, wl->cfg->name, slot);
+        for (int c = 0; c < 2; c++) {
+            wl->clients[c].fd = -1;
+            wl->clients[c].wl = wl;
+        }
         if (!wl->stats || worker_attach_sockets(w, wl) != 0) {
             snprintf(err, errlen, "out of memory");
             goto fail;
@@ -450,6 +476,9 @@ void worker_destroy(struct worker *w)
             if (wl->socks[j].ev)
                 event_free(wl->socks[j].ev);
         free(wl->socks);
+        for (int c = 0; c < 2; c++)
+            if (wl->clients[c].fd >= 0)
+                close(wl->clients[c].fd);
         if (wl->ring.recs)
             recv_ring_free(&wl->ring);
     }

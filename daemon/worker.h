@@ -45,6 +45,8 @@ struct wlistener {
     struct lstats *stats;
     struct wsock *socks;
     size_t nsocks;
+    struct wsock clients[2];  /* unbound UDP sockets (IPv4, IPv6) for sends the listener's
+                                 own sockets cannot make; fd -1 until first needed */
     int module_ref;           /* the handler's module table */
     int message_ref;          /* its message function */
     int error_ref;            /* its error function, or LUA_NOREF */
@@ -119,7 +121,8 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
                 const struct sockaddr_storage *from, unsigned ifindex, const void *data,
                 size_t len);
 
-/* Picks the socket of listener `name` that can reach `to` (this worker's own first).
+/* Picks the socket of listener `name` that can reach `to` (this worker's own first; for an
+ * IP destination the listener has no socket for, an unbound UDP socket of the worker's).
  * NULL with *err set when there is none. */
 struct wsock *worker_sock_for(struct worker *w, const char *name, const struct sockaddr *to,
                               const char **err);
