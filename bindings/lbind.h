@@ -29,5 +29,7 @@ void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener);
 void lbind_preload(lua_State *L);
 
 int luaopen_luadgram(lua_State *L);
+/* require "luadgram.ber": the BER/SNMP decoder (module_ber.c). */
+int luaopen_luadgram_ber(lua_State *L);
 
 #endif

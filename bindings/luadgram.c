@@ -294,5 +294,7 @@ void lbind_preload(lua_State *L)
     luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
     lua_pushcfunction(L, luaopen_luadgram);
     lua_setfield(L, -2, "luadgram");
+    lua_pushcfunction(L, luaopen_luadgram_ber);
+    lua_setfield(L, -2, "luadgram.ber");
     lua_pop(L, 1);
 }

@@ -1,0 +1,408 @@
+/* bindings/module_ber.c: the `luadgram.ber` Lua module: SNMP trap/inform decoding straight
+ * into Lua tables, the inform acknowledgement, and a generic BER tree for debugging. The
+ * decoding itself lives in snmp_decode.c and ber.c; this file only builds tables.
+ *
+ *   local ber = require "luadgram.ber"
+ *
+ *   ber.decode_snmp(bytes) -> msg | nil, reason, kind
+ *     kind is "malformed" (reason from a fixed set, usable as a metric label) or
+ *     "unsupported" (a well-framed SNMPv3 or SNMPv2u message: "SNMPv3 is not supported").
+ *     msg = {
+ *       version = 0 | 1, version_name = "v1" | "v2c", community = <bytes>,
+ *       pdu = "get" | "getnext" | "response" | "set" | "trap" | "getbulk" | "inform"
+ *           | "trapv2" | "report",        -- every PDU's header is decoded
+ *       request_id, error_status, error_index,   -- all PDUs but "trap"
+ *       non_repeaters, max_repetitions,          -- "getbulk" instead of error_status/index
+ *       enterprise = "1.3.6...", agent_addr = "a.b.c.d",
+ *       generic_trap, specific_trap,             -- "trap" (SNMPv1) only
+ *       uptime = <timeticks>, trap_oid = "1.3.6...",
+ *         -- v1: time-stamp and the RFC 3584 §3.1 snmpTrapOID (snmpTraps.(generic+1) or
+ *         -- enterprise.0.specific); trapv2/inform: the values of the first two bindings
+ *         -- when they are sysUpTime.0 (TimeTicks) and snmpTrapOID.0 (OID), else nil.
+ *       varbinds = { { oid = "1.3.6...", type = T, value = V, ... }, ... },
+ *       v2_varbinds = ...,
+ *         -- trapv2/inform: the same table as varbinds. v1 trap: the SNMPv2 form of RFC 3584
+ *         -- §3.1: sysUpTime.0, snmpTrapOID.0, the varbinds (the same tables), then
+ *         -- snmpTrapAddress.0, snmpTrapCommunity.0, snmpTrapEnterprise.0 each unless the
+ *         -- trap already carries it. So one handler can read v2_varbinds for both.
+ *     }
+ *     Binding types and values:
+ *       "INTEGER", "Counter32", "Gauge32", "TimeTicks"  value = integer
+ *       "Counter64"                    value = decimal string, always (up to 2^64 - 1)
+ *       "OCTET STRING", "Opaque"       raw = the bytes; value = the bytes when they are text
+ *                                      (UTF-8 without control characters but TAB, LF, CR),
+ *                                      else "de ad be ef" with hex = true (Opaque: always hex)
+ *       "OBJECT IDENTIFIER"            value = "1.3.6.1..."
+ *       "IpAddress"                    value = "a.b.c.d"
+ *       "NULL", "noSuchObject", "noSuchInstance", "endOfMibView"   value = nil
+ *     An Opaque holding a net-snmp wrapped number also has opaque_type = "Float" | "Double"
+ *     | "Integer64" | "Unsigned64" | "Counter64" and opaque_value (a number, or a decimal
+ *     string for the unsigned 64-bit ones).
+ *
+ *   ber.inform_response(bytes) -> response bytes | nil, reason, kind
+ *     The SNMPv2c Response-PDU acknowledging an InformRequest (RFC 3416 §4.2.7): same
+ *     version, community, request-id and variable-bindings, error-status and error-index 0.
+ *     Takes the received datagram (msg.data); kind as above, or "unexpected" with
+ *     "not an InformRequest" for any other well-formed PDU.
+ *
+ *   ber.decode(bytes) -> node | nil, reason
+ *     One BER value as a tree: node = { tag = <identifier octet>, class = "universal" |
+ *     "application" | "context" | "private", constructed = bool, value = <content bytes>
+ *     (primitive) or node[1..n] (constructed) }. Nesting is bounded (32); trailing bytes
+ *     are an error.
+ */
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "ber.h"
+#include "lbind.h"
+#include "snmp_decode.h"
+
+
+/* ---- bindings ---- */
+
+/* Sets t.value / t.raw / t.hex for bytes v[0 .. n) on the table at the top. */
+static void set_octets(lua_State *L, const uint8_t *v, size_t n, int as_text)
+{
+    lua_pushlstring(L, (const char *)v, n);
+    if (as_text) {
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "value");
+    } else {
+        luaL_Buffer b;
+        char *p = luaL_buffinitsize(L, &b, n ? 3 * n - 1 : 0);
+        snmp_hex(v, n, p);
+        luaL_pushresultsize(&b, n ? 3 * n - 1 : 0);
+        lua_setfield(L, -3, "value");
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -3, "hex");
+    }
+    lua_setfield(L, -2, "raw");
+}
+
+static void push_oid(lua_State *L, const uint8_t *v, size_t n)
+{
+    char buf[BER_OID_STR_MAX];
+    size_t len = ber_oid_format(v, n, buf);
+    lua_pushlstring(L, buf, len);
+}
+
+static void push_u64(lua_State *L, uint64_t x)
+{
+    char buf[21];
+    size_t len = snmp_u64_str(x, buf);
+    lua_pushlstring(L, buf, len);
+}
+
+static void push_ipv4(lua_State *L, const uint8_t *a)
+{
+    lua_pushfstring(L, "%d.%d.%d.%d", a[0], a[1], a[2], a[3]);
+}
+
+/* Sets opaque_type / opaque_value for a net-snmp wrapped number. */
+static void set_opaque(lua_State *L, const uint8_t *v, size_t n)
+{
+    static const char *const kinds[] = {NULL, "Float", "Double", "Integer64", "Unsigned64",
+                                        "Counter64"};
+    struct snmp_opaque o;
+    snmp_opaque_decode(v, n, &o);
+    if (o.kind == SNMP_OPQ_NONE)
+        return;
+    lua_pushstring(L, kinds[o.kind]);
+    lua_setfield(L, -2, "opaque_type");
+    if (o.kind == SNMP_OPQ_FLOAT || o.kind == SNMP_OPQ_DOUBLE)
+        lua_pushnumber(L, (lua_Number)o.d);
+    else if (o.kind == SNMP_OPQ_I64)
+        lua_pushinteger(L, (lua_Integer)o.i);
+    else
+        push_u64(L, o.u);
+    lua_setfield(L, -2, "opaque_value");
+}
+
+/* Pushes { oid =, type =, value =, ... } for one decoded binding. */
+static void push_varbind(lua_State *L, const struct snmp_varbind *vb)
+{
+    lua_createtable(L, 0, 4);
+    push_oid(L, vb->oid, vb->oid_len);
+    lua_setfield(L, -2, "oid");
+    lua_pushstring(L, snmp_type_name(vb->type));
+    lua_setfield(L, -2, "type");
+    switch (vb->type) {
+    case BER_INTEGER:
+        lua_pushinteger(L, vb->i);
+        break;
+    case SNMP_COUNTER32:
+    case SNMP_GAUGE32:
+    case SNMP_TIMETICKS:
+        lua_pushinteger(L, (lua_Integer)vb->u);
+        break;
+    case SNMP_COUNTER64:
+        push_u64(L, vb->u);
+        break;
+    case BER_OID:
+        push_oid(L, vb->val, vb->val_len);
+        break;
+    case SNMP_IPADDRESS:
+        push_ipv4(L, vb->val);
+        break;
+    case BER_OCTET_STRING:
+        set_octets(L, vb->val, vb->val_len, snmp_is_text(vb->val, vb->val_len));
+        return;
+    case SNMP_OPAQUE:
+        set_octets(L, vb->val, vb->val_len, 0);
+        set_opaque(L, vb->val, vb->val_len);
+        return;
+    default:                 /* NULL and the exceptions: no value */
+        return;
+    }
+    lua_setfield(L, -2, "value");
+}
+
+/* Pushes a binding made up for the SNMPv2 form of a v1 trap; the value is on the top. */
+static void push_made_varbind(lua_State *L, const char *oid, uint8_t type)
+{
+    lua_createtable(L, 0, 3);
+    lua_rotate(L, -2, 1);           /* value, table -> table, value */
+    lua_setfield(L, -2, "value");
+    lua_pushstring(L, oid);
+    lua_setfield(L, -2, "oid");
+    lua_pushstring(L, snmp_type_name(type));
+    lua_setfield(L, -2, "type");
+}
+
+/* ---- ber.decode_snmp ---- */
+
+/* Sets the header fields of m on the table at the top. */
+static void set_header(lua_State *L, const struct snmp_msg *m)
+{
+    lua_pushinteger(L, m->version);
+    lua_setfield(L, -2, "version");
+    lua_pushstring(L, m->version == 0 ? "v1" : "v2c");
+    lua_setfield(L, -2, "version_name");
+    lua_pushlstring(L, (const char *)m->community.val, m->community.len);
+    lua_setfield(L, -2, "community");
+    lua_pushstring(L, snmp_pdu_name(m->pdu));
+    lua_setfield(L, -2, "pdu");
+    if (m->pdu == SNMP_PDU_TRAP) {
+        push_oid(L, m->enterprise, m->enterprise_len);
+        lua_setfield(L, -2, "enterprise");
+        push_ipv4(L, m->agent_addr);
+        lua_setfield(L, -2, "agent_addr");
+        lua_pushinteger(L, m->generic_trap);
+        lua_setfield(L, -2, "generic_trap");
+        lua_pushinteger(L, m->specific_trap);
+        lua_setfield(L, -2, "specific_trap");
+        lua_pushinteger(L, m->time_stamp);
+        lua_setfield(L, -2, "uptime");
+        char buf[SNMP_TRAP_OID_STR_MAX];
+        size_t n = snmp_v1_trap_oid(m, buf);
+        lua_pushlstring(L, buf, n);
+        lua_setfield(L, -2, "trap_oid");
+        return;
+    }
+    lua_pushinteger(L, m->request_id);
+    lua_setfield(L, -2, "request_id");
+    lua_pushinteger(L, m->error_status);
+    lua_setfield(L, -2, m->pdu == SNMP_PDU_GETBULK ? "non_repeaters" : "error_status");
+    lua_pushinteger(L, m->error_index);
+    lua_setfield(L, -2, m->pdu == SNMP_PDU_GETBULK ? "max_repetitions" : "error_index");
+}
+
+/* Which RFC 3584 bindings a v1 trap already carries. */
+struct v1_present {
+    int address, community, enterprise;
+};
+
+/* trapv2/inform: uptime and trap_oid from the first two bindings (RFC 3416 §4.2.6). */
+static void note_v2_binding(lua_State *L, const struct snmp_varbind *vb, size_t index)
+{
+    if (index == 1 && vb->type == SNMP_TIMETICKS &&
+        snmp_oid_is(vb->oid, vb->oid_len, &SNMP_SYSUPTIME_0)) {
+        lua_pushinteger(L, (lua_Integer)vb->u);
+        lua_setfield(L, -4, "uptime");      /* msg, varbinds, binding */
+    } else if (index == 2 && vb->type == BER_OID &&
+               snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPOID_0)) {
+        push_oid(L, vb->val, vb->val_len);
+        lua_setfield(L, -4, "trap_oid");
+    }
+}
+
+static void note_v1_binding(const struct snmp_varbind *vb, struct v1_present *has)
+{
+    has->address |= snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPADDRESS_0);
+    has->community |= snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPCOMMUNITY_0);
+    has->enterprise |= snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPENTERPRISE_0);
+}
+
+/* Builds msg.v2_varbinds for a v1 trap; msg at -2, its varbinds (n of them) at -1. */
+static void set_v1_v2_varbinds(lua_State *L, const struct snmp_msg *m, size_t n,
+                               const struct v1_present *has)
+{
+    lua_createtable(L, (int)n + 5, 0);
+    lua_Integer k = 0;
+    lua_getfield(L, -3, "uptime");
+    push_made_varbind(L, SNMP_SYSUPTIME_0.dotted, SNMP_TIMETICKS);
+    lua_rawseti(L, -2, ++k);
+    lua_getfield(L, -3, "trap_oid");
+    push_made_varbind(L, SNMP_TRAPOID_0.dotted, BER_OID);
+    lua_rawseti(L, -2, ++k);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -2, (lua_Integer)i);
+        lua_rawseti(L, -2, ++k);
+    }
+    if (!has->address) {
+        push_ipv4(L, m->agent_addr);
+        push_made_varbind(L, SNMP_TRAPADDRESS_0.dotted, SNMP_IPADDRESS);
+        lua_rawseti(L, -2, ++k);
+    }
+    if (!has->community) {
+        lua_pushnil(L);
+        push_made_varbind(L, SNMP_TRAPCOMMUNITY_0.dotted, BER_OCTET_STRING);
+        set_octets(L, m->community.val, m->community.len,
+                   snmp_is_text(m->community.val, m->community.len));
+        lua_rawseti(L, -2, ++k);
+    }
+    if (!has->enterprise) {
+        push_oid(L, m->enterprise, m->enterprise_len);
+        push_made_varbind(L, SNMP_TRAPENTERPRISE_0.dotted, BER_OID);
+        lua_rawseti(L, -2, ++k);
+    }
+    lua_setfield(L, -3, "v2_varbinds");
+}
+
+static const char *kind_name(enum snmp_status st)
+{
+    return st == SNMP_UNSUPPORTED ? "unsupported" : "malformed";
+}
+
+static int fail3(lua_State *L, const char *why, const char *kind)
+{
+    luaL_pushfail(L);
+    lua_pushstring(L, why);
+    lua_pushstring(L, kind);
+    return 3;
+}
+
+/* ber.decode_snmp(bytes) -> msg | nil, reason, kind */
+static int ber_decode_snmp(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    struct snmp_msg m;
+    struct snmp_varbind vb;
+    struct v1_present has = {0, 0, 0};
+    enum snmp_status st = snmp_decode_header(&m, buf, len);
+    if (st != SNMP_OK)
+        return fail3(L, m.why, kind_name(st));
+
+    lua_createtable(L, 0, 12);
+    set_header(L, &m);
+    lua_newtable(L);                                    /* msg, varbinds */
+    size_t n = 0;
+    int v2_notification = m.pdu == SNMP_PDU_TRAPV2 || m.pdu == SNMP_PDU_INFORM;
+    while ((st = snmp_next_varbind(&m, &vb)) == SNMP_OK) {
+        push_varbind(L, &vb);                           /* msg, varbinds, binding */
+        n++;
+        if (v2_notification)
+            note_v2_binding(L, &vb, n);
+        else if (m.pdu == SNMP_PDU_TRAP)
+            note_v1_binding(&vb, &has);
+        lua_rawseti(L, -2, (lua_Integer)n);
+    }
+    if (st != SNMP_END)
+        return fail3(L, m.why, kind_name(st));
+    if (m.pdu == SNMP_PDU_TRAP) {
+        set_v1_v2_varbinds(L, &m, n, &has);
+    } else if (v2_notification) {
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "v2_varbinds");
+    }
+    lua_setfield(L, -2, "varbinds");
+    return 1;
+}
+
+/* ---- ber.inform_response ---- */
+
+/* ber.inform_response(bytes) -> response bytes | nil, reason, kind */
+static int ber_inform_response(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    struct snmp_msg m;
+    enum snmp_status st = snmp_decode(&m, buf, len, NULL);
+    if (st != SNMP_OK)
+        return fail3(L, m.why, kind_name(st));
+    if (m.pdu != SNMP_PDU_INFORM)
+        return fail3(L, "not an InformRequest", "unexpected");
+    luaL_Buffer b;
+    size_t size = snmp_inform_response_size(&m);
+    char *out = luaL_buffinitsize(L, &b, size);
+    luaL_pushresultsize(&b, snmp_inform_response_write(&m, (uint8_t *)out));
+    return 1;
+}
+
+/* ---- ber.decode ---- */
+
+/* Pushes the node for t, read from cursor c (for its depth); returns NULL or a reason with
+ * the partial node left on the stack (the caller discards it). */
+static const char *push_tree(lua_State *L, const struct ber_cur *c, const struct ber_tlv *t)
+{
+    static const char *const classes[] = {"universal", "application", "context", "private"};
+    luaL_checkstack(L, 4, "BER nesting");
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, t->tag);
+    lua_setfield(L, -2, "tag");
+    lua_pushstring(L, classes[t->tag >> 6]);
+    lua_setfield(L, -2, "class");
+    int constructed = (t->tag & BER_CONSTRUCTED) != 0;
+    lua_pushboolean(L, constructed);
+    lua_setfield(L, -2, "constructed");
+    if (!constructed) {
+        lua_pushlstring(L, (const char *)t->val, t->len);
+        lua_setfield(L, -2, "value");
+        return NULL;
+    }
+    struct ber_cur inner;
+    const char *why = ber_enter(c, t, &inner);
+    for (lua_Integer i = 1; !why && ber_left(&inner); i++) {
+        struct ber_tlv child;
+        if ((why = ber_read(&inner, &child)) || (why = push_tree(L, &inner, &child)))
+            break;
+        lua_rawseti(L, -2, i);
+    }
+    return why;
+}
+
+/* ber.decode(bytes) -> node | nil, reason */
+static int ber_decode(lua_State *L)
+{
+    size_t len;
+    const char *buf = luaL_checklstring(L, 1, &len);
+    struct ber_cur c;
+    struct ber_tlv t;
+    ber_init(&c, buf, len);
+    const char *why = ber_read(&c, &t);
+    if (!why && ber_left(&c))
+        why = "trailing bytes";
+    if (!why)
+        why = push_tree(L, &c, &t);
+    if (why) {
+        luaL_pushfail(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    return 1;
+}
+
+static const luaL_Reg ber_funcs[] = {
+    {"decode_snmp", ber_decode_snmp},
+    {"inform_response", ber_inform_response},
+    {"decode", ber_decode},
+    {NULL, NULL},
+};
+
+int luaopen_luadgram_ber(lua_State *L)
+{
+    luaL_newlib(L, ber_funcs);
+    return 1;
+}

@@ -1,0 +1,140 @@
+/* bindings/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
+ * bytes into C records that point into the packet (no allocation), the RFC 3584 §3.1
+ * translation pieces for v1 traps, and the Response-PDU that acknowledges an InformRequest.
+ * Built on the bounded reader of ber.h; the Lua face is module_ber.c. */
+#ifndef LUADGRAM_SNMP_DECODE_H
+#define LUADGRAM_SNMP_DECODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ber.h"
+
+enum snmp_status {
+    SNMP_OK = 0,
+    SNMP_END,           /* snmp_next_varbind: no bindings left */
+    SNMP_MALFORMED,     /* not a well-formed v1/v2c message; m->why says why */
+    SNMP_UNSUPPORTED,   /* a well-framed message of a version we do not decode (2, 3) */
+};
+
+/* PDU identifier octets ([CONTEXT n] IMPLICIT SEQUENCE). */
+enum snmp_pdu {
+    SNMP_PDU_GET = 0xa0,
+    SNMP_PDU_GETNEXT = 0xa1,
+    SNMP_PDU_RESPONSE = 0xa2,
+    SNMP_PDU_SET = 0xa3,
+    SNMP_PDU_TRAP = 0xa4,       /* SNMPv1 Trap-PDU */
+    SNMP_PDU_GETBULK = 0xa5,
+    SNMP_PDU_INFORM = 0xa6,
+    SNMP_PDU_TRAPV2 = 0xa7,
+    SNMP_PDU_REPORT = 0xa8,
+};
+
+/* Value identifier octets beyond the universal ones in ber.h. */
+#define SNMP_IPADDRESS 0x40
+#define SNMP_COUNTER32 0x41
+#define SNMP_GAUGE32 0x42
+#define SNMP_TIMETICKS 0x43
+#define SNMP_OPAQUE 0x44
+#define SNMP_COUNTER64 0x46
+#define SNMP_NOSUCHOBJECT 0x80
+#define SNMP_NOSUCHINSTANCE 0x81
+#define SNMP_ENDOFMIBVIEW 0x82
+
+/* An RFC 3584 snmpTrapOID: an enterprise OID plus ".0." and a 32-bit specific-trap. */
+#define SNMP_TRAP_OID_STR_MAX (BER_OID_STR_MAX + 13)
+
+/* One variable binding; pointers are into the packet. */
+struct snmp_varbind {
+    const uint8_t *oid;      /* the name's OID content, checked */
+    size_t oid_len;
+    uint8_t type;            /* value identifier octet (BER_INTEGER, SNMP_COUNTER32...) */
+    const uint8_t *val;      /* value content */
+    size_t val_len;
+    int32_t i;               /* BER_INTEGER */
+    uint64_t u;              /* Counter32, Gauge32, TimeTicks, Counter64 */
+};
+
+/* A decoded message header; pointers are into the packet. */
+struct snmp_msg {
+    int32_t version;               /* 0 = v1, 1 = v2c (set as read, also when unsupported) */
+    struct ber_tlv community;
+    uint8_t pdu;                   /* enum snmp_pdu */
+    /* Every PDU but the v1 Trap-PDU. For GetBulk error_status and error_index hold
+     * non-repeaters and max-repetitions. */
+    struct ber_tlv request_tlv;    /* request-id as received, for the response */
+    int32_t request_id, error_status, error_index;
+    /* The v1 Trap-PDU. */
+    const uint8_t *enterprise;     /* OID content, checked */
+    size_t enterprise_len;
+    const uint8_t *agent_addr;     /* 4 octets */
+    int32_t generic_trap, specific_trap;
+    uint32_t time_stamp;
+    /* The VarBindList TLV and the cursor snmp_next_varbind walks over it. */
+    struct ber_tlv varbinds;
+    struct ber_cur next;
+    const char *why;               /* the reason after SNMP_MALFORMED or SNMP_UNSUPPORTED */
+};
+
+/* Reads everything up to the VarBindList of buf[0 .. len) into *m. Returns SNMP_OK,
+ * SNMP_MALFORMED or SNMP_UNSUPPORTED (version 2: "SNMPv2u is not supported", version 3:
+ * "SNMPv3 is not supported"), with m->why set on failure. */
+enum snmp_status snmp_decode_header(struct snmp_msg *m, const uint8_t *buf, size_t len);
+
+/* Reads the next binding into *vb: SNMP_OK, SNMP_END when none are left, or SNMP_MALFORMED
+ * with m->why. */
+enum snmp_status snmp_next_varbind(struct snmp_msg *m, struct snmp_varbind *vb);
+
+/* snmp_decode_header and every binding checked; *count (if not NULL) gets their number.
+ * Leaves m->next at the start of the list again, ready for snmp_next_varbind. */
+enum snmp_status snmp_decode(struct snmp_msg *m, const uint8_t *buf, size_t len, size_t *count);
+
+/* "get", "getnext", "response", "set", "trap", "getbulk", "inform", "trapv2", "report". */
+const char *snmp_pdu_name(uint8_t pdu);
+/* "INTEGER", "OCTET STRING", ... "endOfMibView" for the types snmp_next_varbind accepts. */
+const char *snmp_type_name(uint8_t type);
+
+/* The v1 trap's snmpTrapOID per RFC 3584 §3.1 (1)-(2): snmpTraps.(generic+1), or
+ * enterprise.0.specific for enterpriseSpecific(6). out holds SNMP_TRAP_OID_STR_MAX bytes;
+ * returns the length. */
+size_t snmp_v1_trap_oid(const struct snmp_msg *m, char *out);
+
+/* Well-known bindings, as OID content (to compare with snmp_varbind.oid) and dotted. */
+struct snmp_wellknown {
+    const uint8_t *ber;
+    size_t len;
+    const char *dotted;
+};
+extern const struct snmp_wellknown SNMP_SYSUPTIME_0, SNMP_TRAPOID_0, SNMP_TRAPADDRESS_0,
+    SNMP_TRAPCOMMUNITY_0, SNMP_TRAPENTERPRISE_0;
+int snmp_oid_is(const uint8_t *oid, size_t len, const struct snmp_wellknown *w);
+
+/* 1 when v[0 .. n) is text: valid UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF) without control characters other than TAB, LF and CR. */
+int snmp_is_text(const uint8_t *v, size_t n);
+/* Writes "de ad be ef" (3n - 1 characters, no NUL) for n > 0. */
+void snmp_hex(const uint8_t *v, size_t n, char *out);
+/* Writes x in decimal with a NUL into out[21]; returns the length. */
+size_t snmp_u64_str(uint64_t x, char *out);
+
+/* The net-snmp Opaque-wrapped types (draft-perkins-opaque): Float, Double, Integer64,
+ * Unsigned64, Counter64 inside an Opaque value. */
+enum snmp_opaque_kind { SNMP_OPQ_NONE, SNMP_OPQ_FLOAT, SNMP_OPQ_DOUBLE, SNMP_OPQ_I64,
+                        SNMP_OPQ_U64, SNMP_OPQ_COUNTER64 };
+struct snmp_opaque {
+    enum snmp_opaque_kind kind;
+    double d;        /* FLOAT, DOUBLE */
+    int64_t i;       /* I64 */
+    uint64_t u;      /* U64, COUNTER64 */
+};
+/* Recognises an Opaque value's content; kind is SNMP_OPQ_NONE for anything else. */
+void snmp_opaque_decode(const uint8_t *v, size_t n, struct snmp_opaque *o);
+
+/* The SNMPv2c Response-PDU that acknowledges the InformRequest m (decoded by snmp_decode):
+ * same version, community, request-id and VarBindList content, error-status and error-index
+ * 0, every length written minimally. Never longer than the inform. */
+size_t snmp_inform_response_size(const struct snmp_msg *m);
+/* Writes it to out (snmp_inform_response_size(m) bytes); returns the length written. */
+size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out);
+
+#endif
