@@ -10,18 +10,8 @@
 #include <time.h>
 
 #include "netio.h"
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);   \
-        }                                                                              \
-    } while (0)
 
 /* A control buffer being built: aligned storage, a message header for the CMSG_* macros
  * and the last message added. */
@@ -263,7 +253,7 @@ static void test_truncated(void)
     for (size_t cut = 0; cut <= full; cut++) {
         uint8_t *copy = malloc(cut ? cut : 1);
         if (!copy) {
-            failed++;
+            check_failed++;
             return;
         }
         memcpy(copy, c.u.buf, cut);
@@ -306,7 +296,7 @@ static void test_unaligned(void)
     size_t len = ctl_len(&c);
     uint8_t *raw = malloc(len + 1);
     if (!raw) {
-        failed++;
+        check_failed++;
         return;
     }
     memcpy(raw + 1, c.u.buf, len);
@@ -336,7 +326,7 @@ static void test_garbage(void)
         size_t len = (round & 1) ? base : (seed >> 16) % 200;
         uint8_t *buf = malloc(len ? len : 1);
         if (!buf) {
-            failed++;
+            check_failed++;
             return;
         }
         if (round & 1)
@@ -376,6 +366,5 @@ int main(void)
     test_truncated();
     test_unaligned();
     test_garbage();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report();
 }

@@ -5,37 +5,8 @@
 #include <string.h>
 
 #include "dgram.h"
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);   \
-        }                                                                              \
-    } while (0)
-
-/* ip (v4 or v6 text) with port into sa; returns its length, 0 if ip does not parse. */
-static socklen_t make_addr(const char *ip, int port, struct sockaddr_storage *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-    if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        return sizeof *in4;
-    }
-    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        return sizeof *in6;
-    }
-    return 0;
-}
 
 static uint32_t ip4(const char *s)
 {
@@ -62,7 +33,7 @@ static void test_table(void)
     const uint32_t bcasts[] = {ip4("10.255.255.255"), ip4("192.0.2.255")};
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         struct sockaddr_storage sa;
-        CHECK(make_addr(rows[i].ip, 53, &sa) != 0);
+        CHECK(check_addr(rows[i].ip, 53, &sa) != 0);
         const struct sockaddr *p = (const struct sockaddr *)&sa;
         int m = dgram_is_mcast(p), b = dgram_is_bcast(p, bcasts, 2);
         if (m != rows[i].mcast || b != rows[i].bcast)
@@ -87,14 +58,14 @@ static void test_table(void)
 static void test_bcast_list(void)
 {
     struct sockaddr_storage sa;
-    make_addr("192.0.2.255", 0, &sa);
+    check_addr("192.0.2.255", 0, &sa);
     const struct sockaddr *p = (const struct sockaddr *)&sa;
     const uint32_t other[] = {ip4("10.255.255.255")};
     CHECK(dgram_is_bcast(p, NULL, 0) == 0);
     CHECK(dgram_is_bcast(p, other, 1) == 0);
-    make_addr("255.255.255.255", 0, &sa);
+    check_addr("255.255.255.255", 0, &sa);
     CHECK(dgram_is_bcast(p, NULL, 0) == 1);
-    make_addr("ff02::1", 0, &sa);
+    check_addr("ff02::1", 0, &sa);
     CHECK(dgram_is_bcast(p, other, 1) == 0);
     struct sockaddr_storage un;
     memset(&un, 0, sizeof un);
@@ -106,7 +77,7 @@ static void test_bcast_list(void)
 static void test_unmap(void)
 {
     struct sockaddr_storage sa;
-    socklen_t len = make_addr("::ffff:224.0.0.1", 5353, &sa);
+    socklen_t len = check_addr("::ffff:224.0.0.1", 5353, &sa);
     dgram_unmap_v4(&sa, &len);
     const struct sockaddr_in *in4 = (const struct sockaddr_in *)&sa;
     CHECK(sa.ss_family == AF_INET);
@@ -116,15 +87,15 @@ static void test_unmap(void)
     CHECK(dgram_is_mcast((const struct sockaddr *)&sa) == 1);
 
     /* Not mapped: left alone. */
-    len = make_addr("::1", 53, &sa);
+    len = check_addr("::1", 53, &sa);
     struct sockaddr_storage before = sa;
     dgram_unmap_v4(&sa, &len);
     CHECK(len == sizeof(struct sockaddr_in6));
     CHECK(memcmp(&before, &sa, sizeof sa) == 0);
-    len = make_addr("::ffff:0:1.2.3.4", 53, &sa); /* IPv4-translated, not mapped */
+    len = check_addr("::ffff:0:1.2.3.4", 53, &sa); /* IPv4-translated, not mapped */
     dgram_unmap_v4(&sa, &len);
     CHECK(sa.ss_family == AF_INET6);
-    len = make_addr("10.1.2.3", 53, &sa);
+    len = check_addr("10.1.2.3", 53, &sa);
     dgram_unmap_v4(&sa, &len);
     CHECK(sa.ss_family == AF_INET && len == sizeof(struct sockaddr_in));
     CHECK(((const struct sockaddr_in *)&sa)->sin_addr.s_addr == ip4("10.1.2.3"));
@@ -135,7 +106,7 @@ static void test_no_dst(void)
 {
     struct dgram d;
     memset(&d, 0, sizeof d);
-    make_addr("224.0.0.1", 0, &d.dst);
+    check_addr("224.0.0.1", 0, &d.dst);
     dgram_derive_flags(&d, NULL, 0);
     CHECK(d.flags == 0);
 }
@@ -146,6 +117,5 @@ int main(void)
     test_bcast_list();
     test_unmap();
     test_no_dst();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report();
 }

@@ -16,28 +16,7 @@
 #include <unistd.h>
 
 #include "netio.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (cond) {                                                                    \
-            passed++;                                                                  \
-        } else {                                                                       \
-            failed++;                                                                  \
-            fprintf(stderr, "%s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond);   \
-        }                                                                              \
-    } while (0)
-
-/* CHECK that also leaves the test (through its cleanup label) when it fails; cond is
- * evaluated once. */
-#define REQUIRE(cond)                                                                  \
-    do {                                                                               \
-        int require_ok_ = !!(cond);                                                    \
-        CHECK(require_ok_ && #cond);                                                   \
-        if (!require_ok_)                                                              \
-            goto cleanup;                                                              \
-    } while (0)
+#include "check.h"
 
 enum { WAIT_MS = 2000 };
 
@@ -47,21 +26,12 @@ static char tmpdir[64];
 
 static socklen_t make_ip(const char *ip, int port, struct sockaddr_storage *sa)
 {
-    memset(sa, 0, sizeof *sa);
-    struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)sa;
-    if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        return sizeof *in4;
+    socklen_t len = check_addr(ip, port, sa);
+    if (len == 0) {
+        fprintf(stderr, "make_ip: bad address %s\n", ip);
+        abort();
     }
-    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        return sizeof *in6;
-    }
-    fprintf(stderr, "make_ip: bad address %s\n", ip);
-    abort();
+    return len;
 }
 
 static struct sock_spec udp_spec(const char *ip, int port)
@@ -821,6 +791,5 @@ int main(void)
     test_raw();
     test_ring_args();
     rmdir(tmpdir);
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report();
 }
