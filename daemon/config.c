@@ -7,6 +7,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
+#include <pwd.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +151,10 @@ static int config_setting(lua_State *L)
         return config_raise_at(L, line, "unknown setting");
     if (strcmp(key, "workers") == 0) {
         if (lua_type(L, 3) == LUA_TSTRING && strcmp(lua_tostring(L, 3), "auto") == 0) {
-            long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+            /* The CPUs this process may run on (taskset, cpusets), not all online ones. */
+            cpu_set_t set;
+            long ncpu = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                                     : sysconf(_SC_NPROCESSORS_ONLN);
             cfg->workers = ncpu > 0 ? (int)(ncpu > 256 ? 256 : ncpu) : 1;
         } else if (config_is_int(L, 3, &iv) && iv >= 1 && iv <= 256) {
             cfg->workers = (int)iv;
@@ -160,6 +165,8 @@ static int config_setting(lua_State *L)
     } else if (strcmp(key, "user") == 0) {
         if (lua_type(L, 3) != LUA_TSTRING || lua_rawlen(L, 3) == 0)
             return config_raise_at(L, line, "user: expected a user name");
+        if (!getpwnam(lua_tostring(L, 3)))
+            return config_raise_at(L, line, "user: no such user '%s'", lua_tostring(L, 3));
         free(cfg->user);
         cfg->user = config_strdup(L, lua_tostring(L, 3));
     } else if (strcmp(key, "log_level") == 0) {

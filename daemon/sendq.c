@@ -16,7 +16,7 @@ int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap)
     q->owners = calloc(cap, sizeof *q->owners);
     q->arena = malloc(arena_cap);
     if (!q->items || !q->owners || !q->arena) {
-        sendq_free(q);
+        sendq_free(q, NULL);
         return -1;
     }
     q->cap = cap;
@@ -25,8 +25,15 @@ int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap)
     return 0;
 }
 
-void sendq_free(struct sendq *q)
+void sendq_free(struct sendq *q, struct logger *lg)
 {
+    if (q->n > 0 && q->owners) {
+        for (unsigned i = 0; i < q->n; i++)
+            if (q->owners[i])
+                lstats_add(q->owners[i], LS_SEND_DROPPED, 1);
+        if (lg)
+            log_warn(lg, "send queue: %u datagrams still blocked at stop were dropped", q->n);
+    }
     if (q->wev)
         event_free(q->wev);
     free(q->items);

@@ -7,7 +7,9 @@
 #include "worker.h"
 
 int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap);
-void sendq_free(struct sendq *q);
+/* Frees the queue; datagrams still in it (the socket stayed blocked until the worker
+ * stopped) are counted as send_dropped and logged. */
+void sendq_free(struct sendq *q, struct logger *lg);
 
 /* Appends one datagram (data copied). Flushes first when full. Returns 0, or ENOBUFS when
  * there is no room because the queue is blocked on a socket (counted as send_dropped), or

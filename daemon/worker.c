@@ -484,7 +484,7 @@ void worker_destroy(struct worker *w)
     }
     if (w->L)
         lua_close(w->L); /* timers' __gc free their events: before the base goes */
-    sendq_free(&w->sq);
+    sendq_free(&w->sq, w->d->log);
     free(w->listeners);
     if (w->base)
         event_base_free(w->base);

@@ -139,20 +139,23 @@ function h.parse(s)
   return f()
 end
 
--- Configuration text. t: workers, log_level, metrics, script_path, handler_budget (globals,
--- each written on its own line when given) and listeners = { {name=, bind=, handler=, recv=,
--- options=, mode=, reuseport=}, ... }, each key of a listener on its own line.
+-- Configuration text. t: workers, user, log_level, metrics, script_path, handler_budget
+-- (globals, each written on its own line when given) and listeners = { {name=, bind=,
+-- handler=, recv=, options=, mode=, reuseport=}, ... }, each key of a listener on its own
+-- line.
 -- By default workers = 1 and script_path holds scripts/ and spec/fixtures/ of the checkout.
 function h.config_text(t)
   local lines = { "-- written by spec/helpers.lua" }
   local g = {
     workers = t.workers or 1,
+    user = t.user,
     log_level = t.log_level or "info",
     metrics = t.metrics,
     script_path = t.script_path or { h.src .. "/scripts", h.src .. "/spec/fixtures" },
     handler_budget = t.handler_budget,
   }
-  for _, k in ipairs { "workers", "log_level", "metrics", "script_path", "handler_budget" } do
+  for _, k in ipairs { "workers", "user", "log_level", "metrics", "script_path",
+                       "handler_budget" } do
     if g[k] ~= nil then lines[#lines + 1] = k .. " = " .. h.lua(g[k]) end
   end
   for _, l in ipairs(t.listeners or {}) do
@@ -263,11 +266,78 @@ function Daemon:wait_log(pattern, timeout, plain)
   end, timeout or 5)
 end
 
+-- The program the daemon's pid runs now (/proc/PID/exe, resolved), or nil once it is gone.
+function Daemon:exe()
+  if self:state() ~= "run" then return nil end
+  local target = h.capture("readlink -f /proc/" .. self.pid .. "/exe 2>/dev/null")
+  return target ~= "" and target or nil
+end
+
+-- /proc/PID/status (or /proc/PID/task/TID/status) as a table: field name -> the text after
+-- the colon, trimmed; nil when the process is gone.
+local function proc_status(path)
+  local text = h.read(path)
+  if not text then return nil end
+  local t = {}
+  for name, value in text:gmatch("([%w_]+):%s*([^\n]*)") do
+    t[name] = value:gsub("%s+$", "")
+  end
+  return t
+end
+
+function Daemon:status_fields() return proc_status("/proc/" .. self.pid .. "/status") end
+
+-- The status table of every thread of the daemon (task id -> table).
+function Daemon:thread_status_fields()
+  local out = {}
+  local p = assert(io.popen("ls /proc/" .. self.pid .. "/task 2>/dev/null"))
+  for tid in p:read("a"):gmatch("%d+") do
+    out[tonumber(tid)] = proc_status("/proc/" .. self.pid .. "/task/" .. tid .. "/status")
+  end
+  p:close()
+  return out
+end
+
+-- Splits a status field of numbers ("0\t0\t0\t0") into a list of integers.
+function h.numbers(field)
+  local out = {}
+  for n in tostring(field or ""):gmatch("%d+") do out[#out + 1] = tonumber(n) end
+  return out
+end
+
+-- The command line that starts the daemon: `echo $$; exec [env K=V...] [prefix...] luadgramd
+-- -c conf`. The shell prints its pid and exec()s, as env and every prefix must (they replace
+-- themselves with the next program), so d.pid stays the daemon's pid.
+local function start_command(d, cfg)
+  local words = {}
+  local env_keys = {}
+  for k in pairs(cfg.env or {}) do env_keys[#env_keys + 1] = k end
+  table.sort(env_keys)
+  if #env_keys > 0 then
+    words[#words + 1] = "env"
+    for _, k in ipairs(env_keys) do
+      assert(tostring(k):match("^[%a_][%w_]*$"), "bad environment variable name " .. k)
+      words[#words + 1] = h.shq(k .. "=" .. tostring(cfg.env[k]))
+    end
+  end
+  for _, w in ipairs(cfg.prefix or {}) do words[#words + 1] = h.shq(w) end
+  words[#words + 1] = h.shq(h.bin)
+  return string.format("echo $$; exec %s -c %s >%s 2>%s </dev/null", table.concat(words, " "),
+                       h.shq(d.conf), h.shq(d.out_path), h.shq(d.log_path))
+end
+
 -- Starts the daemon on a configuration. cfg: a table for h.config_text, or { text = "...",
 -- expect = { name = number of binds } }. Writes it to DIR/luadgramd.conf (DIR a fresh temp
 -- folder, also d.dir), starts `luadgramd -c` with stderr to DIR/luadgramd.log and waits
 -- (up to 5 s) until every listener logged its bound addresses. Raises with the log when the
 -- daemon exits or does not get there.
+-- Optional keys:
+--   prefix = { "cmd", "arg", ... }  run the daemon through a program that exec()s it
+--            (systemd-socket-activate, setpriv); d.pid is still the daemon's pid
+--   env = { NAME = "value" }        extra environment for the daemon
+--   ready = "pattern" (wait for it in the log), function(d) (wait until it returns true) or
+--           false (return at once, as soon as the process runs); instead of the bound lines
+--   conf_mode = "0644"              chmod the configuration file (for a non-root daemon)
 function h.start(cfg)
   local dir = cfg.dir or h.tmpdir()
   local text, expect = cfg.text, cfg.expect
@@ -280,16 +350,23 @@ function h.start(cfg)
   end
   local conf = dir .. "/luadgramd.conf"
   h.write(conf, text)
+  if cfg.conf_mode then
+    assert(os.execute("chmod " .. h.shq(cfg.conf_mode) .. " " .. h.shq(conf)))
+  end
   local d = setmetatable({ dir = dir, conf = conf, log_path = dir .. "/luadgramd.log",
                            out_path = dir .. "/luadgramd.out" }, Daemon)
-  local cmd = string.format("echo $$; exec %s -c %s >%s 2>%s </dev/null", h.shq(h.bin),
-                            h.shq(conf), h.shq(d.out_path), h.shq(d.log_path))
-  d.handle = assert(io.popen(cmd, "r"))
+  d.handle = assert(io.popen(start_command(d, cfg), "r"))
   d.pid = assert(tonumber(d.handle:read("l")), "no pid from the shell")
   started[#started + 1] = d
   all_started[#all_started + 1] = d
+  if cfg.ready == false then return d end
   local ready = h.wait_for(function()
     if not d:alive() then return "exited" end
+    if type(cfg.ready) == "string" then
+      return d:log():match(cfg.ready) and "ready"
+    elseif type(cfg.ready) == "function" then
+      return cfg.ready(d) and "ready"
+    end
     for name, n in pairs(expect or {}) do
       if d:bound_count(name) < n then return nil end
     end
@@ -380,6 +457,40 @@ function h.wait_metric(port, name, listener, expected, timeout)
   return value, text
 end
 
+-- ---- what the kernel says about sockets ----
+
+-- The UDP sockets bound to local `port` right now, from /proc/net/udp (family "inet") or
+-- /proc/net/udp6 ("inet6"): a list of { ip_hex =, inode = } (inode as a number).
+function h.udp_sockets(port, family)
+  local file = family == "inet6" and "/proc/net/udp6" or "/proc/net/udp"
+  local out = {}
+  for line in (h.read(file) or ""):gmatch("[^\n]+") do
+    local ip, p, inode = line:match("^%s*%d+: (%x+):(%x+) %x+:%x+ %x+ %x+:%x+ %x+:%x+ %x+%s+"
+                                    .. "%d+%s+%d+%s+(%d+)")
+    if ip and tonumber(p, 16) == port then
+      out[#out + 1] = { ip_hex = ip, inode = tonumber(inode) }
+    end
+  end
+  return out
+end
+
+-- The receive buffer sizes (skmem rb, the value SO_RCVBUF reads back) of the UDP sockets
+-- bound to local `port`, from `ss -m` (iproute2), as a list of numbers.
+function h.udp_rcvbufs(port)
+  local out = {}
+  local text = h.capture("ss -H -u -a -n -m " .. h.shq("sport = :" .. port) .. " 2>/dev/null")
+  for rb in text:gmatch("skmem:%(r%d+,rb(%d+)") do out[#out + 1] = tonumber(rb) end
+  return out
+end
+
+-- The uid or gid of `name` (`id -u NAME` / `id -g NAME`), nil when there is no such user.
+function h.id_of(name, what)
+  local v = h.capture("id -" .. (what or "u") .. " " .. h.shq(name) .. " 2>/dev/null")
+  return tonumber(v)
+end
+
+function h.is_root() return h.capture("id -u") == "0" end
+
 -- ---- clients ----
 
 local Udp = {}
@@ -437,6 +548,52 @@ function Unix:ask(to, data, timeout)
 end
 
 function Unix:close()
+  self.s:close()
+  if self.path then os.remove(self.path) end
+end
+
+-- A notification socket as systemd's: a unix datagram socket bound to `path`, or (path nil)
+-- to an abstract address the kernel picks (autobind), read back from /proc/net/unix.
+-- n.addr is the value for NOTIFY_SOCKET ("/path" or "@name"); nil, err when it cannot be.
+local Notify = {}
+Notify.__index = Notify
+
+function h.notify_socket(path)
+  local s = assert(unix.dgram())
+  local n = setmetatable({ s = s, path = path }, Notify)
+  if path then
+    assert(s:bind(path))
+    n.addr = path
+    return n
+  end
+  -- lua-socket binds with SUN_LEN: an empty path is a bare family, which autobinds.
+  local ok, err = s:bind("")
+  if not ok then s:close() return nil, "bind: " .. tostring(err) end
+  local link = h.capture("readlink /proc/" .. h.mypid() .. "/fd/" .. math.tointeger(s:getfd())
+                         .. " 2>/dev/null")
+  local inode = link:match("^socket:%[(%d+)%]$")
+  for line in (h.read("/proc/net/unix") or ""):gmatch("[^\n]+") do
+    local ino, name = line:match("%s(%d+)%s+(@%S+)$")
+    if inode and ino == inode then n.addr = name end
+  end
+  if not n.addr then s:close() return nil, "no abstract name for socket " .. link end
+  return n
+end
+
+-- The next notification (a string such as "READY=1\nSTATUS=running"), or nil, "timeout".
+function Notify:recv(timeout)
+  self.s:settimeout(timeout or 5)
+  return self.s:receive()
+end
+
+-- The notification as a table of its NAME=value lines.
+function h.notify_fields(text)
+  local t = {}
+  for k, v in tostring(text or ""):gmatch("([%w_]+)=([^\n]*)") do t[k] = v end
+  return t
+end
+
+function Notify:close()
   self.s:close()
   if self.path then os.remove(self.path) end
 end
