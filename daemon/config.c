@@ -424,6 +424,7 @@ static int config_listen_table(lua_State *L)
         return config_raise_at(L, line, "listener '%s': bind is missing", name);
     if (!lc->handler)
         return config_raise_at(L, line, "listener '%s': handler is missing", name);
+    lc->complete = 1;
     return 0;
 }
 
@@ -604,6 +605,11 @@ static int config_run(lua_State *L)
     config_push_sandbox(L);
     lua_setupvalue(L, -2, 1); /* _ENV */
     lua_call(L, 0, 0);
+    /* A listen whose error the file caught (pcall) left a half-filled listener behind. */
+    for (size_t i = 0; i < c->cfg->nlisteners; i++)
+        if (!c->cfg->listeners[i].complete)
+            config_raise_at(L, c->cfg->listeners[i].line, "listener '%s': incomplete (its "
+                            "error was caught)", c->cfg->listeners[i].name);
     config_build_script_path(L, c->cfg);
     config_resolve_handlers(L, c);
     return 0;

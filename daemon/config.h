@@ -23,6 +23,7 @@ struct listener_cfg {
     int reuseport;
     int unix_mode;         /* -1: leave as created */
     int options_ref;       /* registry reference (in config->L) to its options table */
+    int complete;          /* its listen call ran to the end */
 };
 
 struct config {

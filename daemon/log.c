@@ -54,28 +54,41 @@ void log_vmsg(struct logger *lg, int level, const char *fmt, va_list ap)
 {
     if (!log_enabled(lg, level))
         return;
-    char line[4096];
-    int n;
+    char body[4096], line[8192], cont[16];
+    int m = vsnprintf(body, sizeof body, fmt, ap);
+    size_t blen = m < 0 ? 0 : (size_t)m < sizeof body ? (size_t)m : sizeof body - 1;
+    size_t n;
     if (lg->journal) {
-        n = snprintf(line, sizeof line, "<%d>", log_syslog_prio[level]);
+        n = (size_t)snprintf(line, sizeof line, "<%d>", log_syslog_prio[level]);
+        /* Every journal line needs the priority, or it is logged at the default one. */
+        snprintf(cont, sizeof cont, "<%d>\t", log_syslog_prio[level]);
     } else {
         struct timespec ts;
         struct tm tm;
         clock_gettime(CLOCK_REALTIME, &ts);
         gmtime_r(&ts.tv_sec, &tm);
-        n = (int)strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-        n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ %s: ",
-                      ts.tv_nsec / 1000000, log_names[level]);
+        n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
+        n += (size_t)snprintf(line + n, sizeof line - n, ".%03ldZ %s: ", ts.tv_nsec / 1000000,
+                              log_names[level]);
+        snprintf(cont, sizeof cont, "\t");
     }
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    if (m < 0)
-        m = 0;
-    size_t len = (size_t)n + (size_t)m;
-    if (len > sizeof line - 2)
-        len = sizeof line - 2; /* cut: the line still ends with a newline */
-    line[len++] = '\n';
+    /* Messages carry text from scripts and from the network: a line break continues the
+     * entry (indented, so it cannot pass for a new one) and other control bytes are shown
+     * as '?'. */
+    size_t clen = strlen(cont);
+    for (size_t i = 0; i < blen && n + clen + 2 < sizeof line; i++) {
+        unsigned char c = (unsigned char)body[i];
+        if (c == '\n') {
+            line[n++] = '\n';
+            memcpy(line + n, cont, clen);
+            n += clen;
+        } else {
+            line[n++] = (c < 0x20 && c != '\t') || c == 0x7f ? '?' : (char)c;
+        }
+    }
+    line[n++] = '\n';
     /* One write per line so lines from several threads never interleave. */
-    ssize_t w = write(lg->fd, line, len);
+    ssize_t w = write(lg->fd, line, n);
     (void)w;
 }
 

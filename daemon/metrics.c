@@ -56,11 +56,27 @@ static void metrics_collect(void *arg, const char *listener, const uint64_t *sum
     r->n++;
 }
 
+/* A HELP text as the exposition format wants it: backslash and line feed escaped. */
+static void metrics_add_help(struct evbuffer *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            evbuffer_add(b, "\\\\", 2);
+        else if (*s == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, s, 1);
+    }
+}
+
 static void metrics_counter_line(void *arg, const struct counter *c)
 {
     struct evbuffer *b = arg;
-    if (c->help[0])
-        evbuffer_add_printf(b, "# HELP luadgramd_user_%s %s\n", c->name, c->help);
+    if (c->help[0]) {
+        evbuffer_add_printf(b, "# HELP luadgramd_user_%s ", c->name);
+        metrics_add_help(b, c->help);
+        evbuffer_add(b, "\n", 1);
+    }
     evbuffer_add_printf(b, "# TYPE luadgramd_user_%s counter\nluadgramd_user_%s %lld\n",
                         c->name, c->name,
                         (long long)atomic_load_explicit(&c->value, memory_order_relaxed));

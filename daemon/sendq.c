@@ -27,12 +27,13 @@ int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap)
 
 void sendq_free(struct sendq *q, struct logger *lg)
 {
-    if (q->n > 0 && q->owners) {
-        for (unsigned i = 0; i < q->n; i++)
+    if (q->n > q->head && q->owners) {
+        for (unsigned i = q->head; i < q->n; i++)
             if (q->owners[i])
                 lstats_add(q->owners[i], LS_SEND_DROPPED, 1);
         if (lg)
-            log_warn(lg, "send queue: %u datagrams still blocked at stop were dropped", q->n);
+            log_warn(lg, "send queue: %u datagrams still blocked at stop were dropped",
+                     q->n - q->head);
     }
     if (q->wev)
         event_free(q->wev);
@@ -70,42 +71,54 @@ static void sendq_on_writable(evutil_socket_t fd, short what, void *arg)
     sendq_flush(w);
 }
 
-/* Drops the first k items, moving the rest (and their data) to the front. */
+/* Drops the first k waiting items: O(1), the space is reclaimed when the queue empties
+ * or by sendq_compact when a push needs it. */
 static void sendq_consume(struct sendq *q, unsigned k)
 {
-    if (k >= q->n) {
-        q->n = 0;
+    q->head += k;
+    if (q->head >= q->n) {
+        q->head = q->n = 0;
         q->used = 0;
-        return;
     }
-    size_t off = (size_t)(q->items[k].data - q->arena);
+}
+
+/* Moves the waiting items (and their data) to the front. */
+static void sendq_compact(struct sendq *q)
+{
+    if (q->head == 0)
+        return;
+    size_t off = (size_t)(q->items[q->head].data - q->arena);
     memmove(q->arena, q->arena + off, q->used - off);
     q->used -= off;
-    for (unsigned i = k; i < q->n; i++) {
-        q->items[i - k] = q->items[i];
-        q->items[i - k].data -= off;
-        q->owners[i - k] = q->owners[i];
+    for (unsigned i = q->head; i < q->n; i++) {
+        q->items[i - q->head] = q->items[i];
+        q->items[i - q->head].data -= off;
+        q->owners[i - q->head] = q->owners[i];
     }
-    q->n -= k;
+    q->n -= q->head;
+    q->head = 0;
 }
 
 void sendq_flush(struct worker *w)
 {
     struct sendq *q = &w->sq;
-    while (q->n > 0 && q->blocked_fd < 0) {
+    while (q->n > q->head && q->blocked_fd < 0) {
         int err = 0;
-        unsigned sent = send_batch(q->items, q->n, &err);
+        struct send_item *items = q->items + q->head;
+        struct lstats **owners = q->owners + q->head;
+        unsigned waiting = q->n - q->head;
+        unsigned sent = send_batch(items, waiting, &err);
         for (unsigned i = 0; i < sent; i++)
-            if (q->owners[i])
-                lstats_add(q->owners[i], LS_SENT, 1);
-        if (sent == q->n) {
+            if (owners[i])
+                lstats_add(owners[i], LS_SENT, 1);
+        if (sent == waiting) {
             sendq_consume(q, sent);
             break;
         }
         if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
             /* Wait for room, keep order, stop reading meanwhile. */
             sendq_consume(q, sent);
-            q->blocked_fd = q->items[0].fd;
+            q->blocked_fd = q->items[q->head].fd;
             if (q->wev)
                 event_free(q->wev);
             q->wev = event_new(w->base, q->blocked_fd, EV_WRITE, sendq_on_writable, w);
@@ -114,22 +127,22 @@ void sendq_flush(struct worker *w)
                 return;
             }
             /* Cannot wait: count what is left as dropped. */
-            for (unsigned i = 0; i < q->n; i++)
+            for (unsigned i = q->head; i < q->n; i++)
                 if (q->owners[i])
                     lstats_add(q->owners[i], LS_SEND_DROPPED, 1);
             log_error(w->d->log, "send queue: cannot wait for writability: %u datagrams "
-                      "dropped", q->n);
+                      "dropped", q->n - q->head);
             q->blocked_fd = -1;
-            sendq_consume(q, q->n);
+            sendq_consume(q, q->n - q->head);
             break;
         }
         /* This item failed for good: count, log, skip it. */
-        if (q->owners[sent])
-            lstats_add(q->owners[sent], LS_SEND_ERRORS, 1);
+        if (owners[sent])
+            lstats_add(owners[sent], LS_SEND_ERRORS, 1);
         unsigned suppressed;
         if (ratelimit_allow(&q->err_rl, 5, &suppressed)) {
             char to[ADDR_STRLEN];
-            const struct send_item *it = &q->items[sent];
+            const struct send_item *it = &items[sent];
             log_warn(w->d->log, "send to %s failed: %s (%s)%s",
                      addr_format((const struct sockaddr *)&it->to, it->tolen, 1, to, sizeof to),
                      strerror(err), errno_name(err), suppressed ? " (and more, suppressed)" : "");
@@ -147,6 +160,7 @@ int sendq_push(struct worker *w, const struct send_item *it, struct lstats *owne
         return EMSGSIZE;
     if (q->n == q->cap || q->arena_cap - q->used < it->len) {
         sendq_flush(w);
+        sendq_compact(q);
         if (q->n == q->cap || q->arena_cap - q->used < it->len) {
             if (owner)
                 lstats_add(owner, LS_SEND_DROPPED, 1);

@@ -106,13 +106,39 @@ static const struct sock_entry *sockset_find_inherited(const struct sockset *s,
     return NULL;
 }
 
-/* Opens (or reuses, or claims) one socket. */
+static int sockset_uses_fd(const struct sockset *s, int fd)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (s->v[i].fd == fd)
+            return 1;
+    return 0;
+}
+
+/* A socket of old for bind_str in any slot, not yet taken by out: a single socket (unix,
+ * raw, systemd's, UDP with one worker) whose reading worker changed because listeners were
+ * reordered or the worker count changed. */
+static const struct sock_entry *sockset_find_any(const struct sockset *old,
+                                                 const struct sockset *out,
+                                                 const char *bind_str)
+{
+    if (!old)
+        return NULL;
+    for (size_t i = 0; i < old->n; i++)
+        if (strcmp(old->v[i].bind_str, bind_str) == 0 && !sockset_uses_fd(out, old->v[i].fd))
+            return &old->v[i];
+    return NULL;
+}
+
+/* Opens (or reuses, or claims) one socket. any_slot: it is the bind's only socket, so the
+ * old one is reused whichever worker read it. */
 static int sockset_open_one(struct sockset *out, const struct sockset *old,
-                            struct sock_entry *e, struct inherited_fds *inh,
+                            struct sock_entry *e, int any_slot, struct inherited_fds *inh,
                             struct logger *lg, const struct config *cfg,
                             const struct listener_cfg *lc, char *err, size_t errlen)
 {
     const struct sock_entry *prev = sockset_find(old, e->bind_str, e->slot);
+    if (!prev && any_slot)
+        prev = sockset_find_any(old, out, e->bind_str);
     if (prev) {
         e->fd = prev->fd;
         e->reused = 1;
@@ -179,9 +205,9 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
             int per_worker = e.spec.kind == SOCK_KIND_UDP && nworkers > 1;
             const struct sock_entry *kept = sockset_find_inherited(old, e.bind_str);
             if (per_worker && kept) {
-                /* Still the socket systemd handed over at start. */
-                e.slot = kept->slot;
-                if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
+                /* Still the socket systemd handed over at start (its reader must exist). */
+                e.slot = kept->slot < nworkers ? kept->slot : (int)(li % (size_t)nworkers);
+                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0)
                     goto fail;
             } else if (per_worker) {
                 /* A socket systemd handed over cannot be shared with SO_REUSEPORT. */
@@ -202,13 +228,13 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
                 e.opts.reuseport = 1;
                 for (int w = 0; w < nworkers; w++) {
                     e.slot = w;
-                    if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
+                    if (sockset_open_one(out, old, &e, 0, inh, lg, cfg, lc, err, errlen) != 0)
                         goto fail;
                 }
             } else {
                 e.slot = e.spec.kind == SOCK_KIND_UDP && nworkers == 1 ? 0
                                                                         : (int)(li % (size_t)nworkers);
-                if (sockset_open_one(out, old, &e, inh, lg, cfg, lc, err, errlen) != 0)
+                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0)
                     goto fail;
             }
         }
@@ -217,14 +243,6 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
 fail:
     sockset_discard(out);
     return -1;
-}
-
-static int sockset_uses_fd(const struct sockset *s, int fd)
-{
-    for (size_t i = 0; i < s->n; i++)
-        if (s->v[i].fd == fd)
-            return 1;
-    return 0;
 }
 
 void sockset_retire(struct sockset *old, const struct sockset *now)

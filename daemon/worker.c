@@ -23,7 +23,7 @@
 #include "lbind.h"
 #include "sendq.h"
 
-enum { SENDQ_ITEMS = 1024, SENDQ_ARENA = 4 << 20 };
+enum { SENDQ_ITEMS = 1024, SENDQ_ARENA = 4 << 20, BUDGET_STEP = 1000 };
 
 static const char worker_key = 'w';
 
@@ -45,32 +45,48 @@ static int worker_traceback(lua_State *L)
     return 1;
 }
 
+/* The instruction-count hook. It is set on the main state before any script runs and never
+ * removed, so every coroutine (which copies its creator's hook) is counted too, and it
+ * counts only inside worker_pcall. Once the budget is spent, every further instruction of
+ * the thread raises, so a handler cannot catch the error (pcall, coroutine.resume) and go
+ * on running. */
 static void worker_budget_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct worker *w = worker_of(L);
+    if (!w || !w->in_call)
+        return;
+    int step = lua_gethookcount(L);
+    w->budget_left -= step;
+    if (w->budget_left > 0) {
+        if (step != w->budget_step) /* a thread left at 1 by an earlier call */
+            lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+        return;
+    }
     w->budget_hit = 1;
-    luaL_error(L, "handler ran past its budget of %d instructions", (int)w->cfg->handler_budget);
+    if (step != 1)
+        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, 1);
+    luaL_error(L, "handler ran past its budget of %I instructions",
+               (lua_Integer)w->cfg->handler_budget);
 }
 
 /* lua_pcall under the budget; on error leaves the message (with traceback) on the stack. */
-static int worker_pcall(struct worker *w, int nargs)
+static int worker_pcall(struct worker *w, int nargs, int nresults)
 {
     lua_State *L = w->L;
-    long budget = w->cfg->handler_budget;
     w->budget_hit = 0;
-    if (budget > 0)
-        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, budget > 0x7fffffff ? 0x7fffffff
-                                                                              : (int)budget);
-    int st = lua_pcall(L, nargs, 0, 1);
-    if (budget > 0)
-        lua_sethook(L, NULL, 0, 0);
+    w->budget_left = w->cfg->handler_budget;
+    if (w->budget_step > 0) /* restarts the main thread's count */
+        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+    w->in_call = 1;
+    int st = lua_pcall(L, nargs, nresults, 1);
+    w->in_call = 0;
     return st;
 }
 
 int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *what)
 {
-    if (worker_pcall(w, nargs) == LUA_OK)
+    if (worker_pcall(w, nargs, 0) == LUA_OK)
         return 0;
     lua_State *L = w->L;
     if (wl) {
@@ -232,55 +248,85 @@ static void worker_push_listener_info(struct worker *w, const struct listener_cf
     lua_setfield(L, -2, "config_dir");
 }
 
+/* Protected: t[k] for the table at 1 and the key at 2 (may run an __index metamethod). */
+static int worker_index_p(lua_State *L)
+{
+    lua_gettable(L, 1);
+    return 1;
+}
+
+/* Pushes module[name] and returns its type; nil when reading it raises (a "strict" module
+ * that raises on a missing field has no such function). Runs inside a protected call. */
+static int worker_field(lua_State *L, int module, const char *name)
+{
+    module = lua_absindex(L, module);
+    lua_pushcfunction(L, worker_index_p);
+    lua_pushvalue(L, module);
+    lua_pushstring(L, name);
+    if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    return lua_type(L, -1);
+}
+
+/* Protected (under the budget): loads the handler module of the wlistener given as light
+ * userdata, keeps references to it, its functions and its message object, calls its init. */
+static int worker_load_p(lua_State *L)
+{
+    struct wlistener *wl = lua_touserdata(L, 1);
+    struct worker *w = wl->w;
+    const struct listener_cfg *lc = wl->cfg;
+    if (luaL_loadfilex(L, lc->handler_path, "t") != LUA_OK)
+        return lua_error(L);
+    w->load_stage = "loading";
+    lua_call(L, 0, 1);
+    w->load_stage = "";
+    if (!lua_istable(L, -1))
+        return luaL_error(L, "%s must return a table of functions (got %s)", lc->handler_path,
+                          luaL_typename(L, -1));
+    int module = lua_gettop(L);
+    if (worker_field(L, module, "message") != LUA_TFUNCTION)
+        return luaL_error(L, "%s has no message function", lc->handler_path);
+    wl->message_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (worker_field(L, module, "error") == LUA_TFUNCTION)
+        wl->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    else
+        lua_pop(L, 1);
+    lua_pushvalue(L, module);
+    wl->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    wl->msg = msg_new(L, wl);
+    wl->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (worker_field(L, module, "init") == LUA_TFUNCTION) {
+        worker_push_listener_info(w, lc);
+        config_push_options(w->cfg, lc, L);
+        w->load_stage = "init";
+        lua_call(L, 2, 0);
+    }
+    return 0;
+}
+
 /* Loads the handler module of wl and calls its init. */
 static int worker_load_handler(struct worker *w, struct wlistener *wl, char *err, size_t errlen)
 {
     lua_State *L = w->L;
     const struct listener_cfg *lc = wl->cfg;
-    if (luaL_loadfilex(L, lc->handler_path, "t") != LUA_OK) {
-        snprintf(err, errlen, "listener '%s': %s", lc->name, lua_tostring(L, -1));
+    w->load_stage = "";
+    lua_pushcfunction(L, worker_load_p);
+    lua_pushlightuserdata(L, wl);
+    if (worker_pcall(w, 1, 0) != LUA_OK) {
+        const char *msg = lua_tostring(L, -1);
+        if (strcmp(w->load_stage, "loading") == 0)
+            snprintf(err, errlen, "listener '%s': loading %s: %s", lc->name, lc->handler_path,
+                     msg ? msg : "?");
+        else if (w->load_stage[0])
+            snprintf(err, errlen, "listener '%s': %s: %s", lc->name, w->load_stage,
+                     msg ? msg : "?");
+        else
+            snprintf(err, errlen, "listener '%s': %s", lc->name, msg ? msg : "?");
         lua_pop(L, 1);
         return -1;
     }
-    if (lua_pcall(L, 0, 1, 1) != LUA_OK) {
-        snprintf(err, errlen, "listener '%s': loading %s: %s", lc->name, lc->handler_path,
-                 lua_tostring(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    if (!lua_istable(L, -1)) {
-        snprintf(err, errlen, "listener '%s': %s must return a table of functions (got %s)",
-                 lc->name, lc->handler_path, luaL_typename(L, -1));
-        lua_pop(L, 1);
-        return -1;
-    }
-    if (lua_getfield(L, -1, "message") != LUA_TFUNCTION) {
-        snprintf(err, errlen, "listener '%s': %s has no message function", lc->name,
-                 lc->handler_path);
-        lua_pop(L, 2);
-        return -1;
-    }
-    wl->message_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (lua_getfield(L, -1, "error") == LUA_TFUNCTION)
-        wl->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    else
-        lua_pop(L, 1);
-    lua_pushvalue(L, -1);
-    wl->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    wl->msg = msg_new(L, wl);
-    wl->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (lua_getfield(L, -1, "init") == LUA_TFUNCTION) {
-        worker_push_listener_info(w, lc);
-        config_push_options(w->cfg, lc, L);
-        if (worker_pcall(w, 2) != LUA_OK) {
-            snprintf(err, errlen, "listener '%s': init: %s", lc->name, lua_tostring(L, -1));
-            lua_pop(L, 2);
-            return -1;
-        }
-    } else {
-        lua_pop(L, 1);
-    }
-    lua_pop(L, 1); /* module */
     return 0;
 }
 
@@ -351,6 +397,12 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
     lbind_preload(L);
     lua_pushlightuserdata(L, w);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
+    /* The budget hook, before any script runs: every coroutine inherits it. */
+    w->budget_step = cfg->handler_budget <= 0 ? 0
+                     : cfg->handler_budget < BUDGET_STEP ? (int)cfg->handler_budget
+                                                         : BUDGET_STEP;
+    if (w->budget_step > 0)
+        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
     path = config_package_path(cfg);
     if (!path) {
         snprintf(err, errlen, "out of memory");
@@ -416,7 +468,7 @@ static void worker_call_stops(struct worker *w)
         if (wl->module_ref == LUA_NOREF)
             continue;
         lua_rawgeti(L, LUA_REGISTRYINDEX, wl->module_ref);
-        if (lua_getfield(L, -1, "stop") == LUA_TFUNCTION) {
+        if (worker_field(L, -1, "stop") == LUA_TFUNCTION) {
             lua_remove(L, -2);
             worker_call(w, wl, 0, "stop");
         } else {
@@ -431,7 +483,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     for (size_t i = 0; i < w->nlisteners; i++)
         for (size_t j = 0; j < w->listeners[i].nsocks; j++)
-            if (w->listeners[i].socks[j].ev)
+            if (w->listeners[i].socks[j].ev && !w->paused) /* paused: init's sends blocked */
                 event_add(w->listeners[i].socks[j].ev, NULL);
     event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
     worker_call_stops(w);
@@ -470,6 +522,11 @@ void worker_destroy(struct worker *w)
     worker_stop(w);
     if (w->base && w->L)
         worker_call_stops(w);
+    /* Before the listeners' sockets go: finalizers (__gc) may still send, and timers' __gc
+     * free their events (the base must still be there). */
+    if (w->L)
+        lua_close(w->L);
+    w->L = NULL;
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
         for (size_t j = 0; j < wl->nsocks; j++)
@@ -482,8 +539,6 @@ void worker_destroy(struct worker *w)
         if (wl->ring.recs)
             recv_ring_free(&wl->ring);
     }
-    if (w->L)
-        lua_close(w->L); /* timers' __gc free their events: before the base goes */
     sendq_free(&w->sq, w->d->log);
     free(w->listeners);
     if (w->base)

@@ -62,7 +62,7 @@ struct wlistener {
 struct sendq {
     struct send_item *items;
     struct lstats **owners;   /* whose counters each item's outcome goes to */
-    unsigned n, cap;
+    unsigned head, n, cap;    /* items[head..n) wait; those before head are done */
     uint8_t *arena;
     size_t used, arena_cap;
     struct event *wev;        /* waiting for writability of blocked_fd */
@@ -86,6 +86,10 @@ struct worker {
     int in_batch;             /* inside a receive batch: sends are queued till its end */
     int paused;               /* reads stopped while the send queue is blocked */
     int budget_hit;           /* set by the instruction-count hook */
+    int budget_step;          /* instructions between two runs of the hook, 0: no budget */
+    long budget_left;         /* instructions left to the current protected call */
+    int in_call;              /* inside worker_pcall: the hook counts */
+    const char *load_stage;   /* worker_load_handler: "loading", "init" or "" */
     const struct sockset *socks;
     /* broadcast addresses of the interfaces, refreshed when older than a few seconds */
     uint32_t bcasts[64];
