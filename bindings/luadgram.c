@@ -233,6 +233,7 @@ static int ld_counter_inc(lua_State *L)
 {
     struct counter *c = ld_counter_check(L);
     lua_Integer n = luaL_optinteger(L, 2, 1);
+    luaL_argcheck(L, n >= 0, 2, "a counter only goes up");
     atomic_fetch_add_explicit(&c->value, n, memory_order_relaxed);
     return 0;
 }

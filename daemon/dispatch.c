@@ -17,6 +17,17 @@
 /* Batches per wakeup before yielding to the other sockets of the loop. */
 enum { DISPATCH_MAX_ROUNDS = 16, DISPATCH_MAX_ERRORS = 64 };
 
+/* Protected: calls H.error with the table describing the error (args: wl, sockerr). */
+static int dispatch_error_p(lua_State *L)
+{
+    struct wlistener *wl = lua_touserdata(L, 1);
+    const struct sockerr *e = lua_touserdata(L, 2);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->error_ref);
+    sockerr_push(L, e, wl->cfg->name);
+    lua_call(L, 1, 0);
+    return 0;
+}
+
 static void dispatch_errors(struct wsock *ws)
 {
     struct wlistener *wl = ws->wl;
@@ -34,9 +45,11 @@ static void dispatch_errors(struct wsock *ws)
                       addr_format((struct sockaddr *)&e.peer, e.peerlen, 1, peer, sizeof peer));
             continue;
         }
-        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->error_ref);
-        sockerr_push(L, &e, wl->cfg->name);
-        worker_call(w, wl, 1, "error");
+        /* The error table is built inside the protected call: building it can raise. */
+        lua_pushcfunction(L, dispatch_error_p);
+        lua_pushlightuserdata(L, wl);
+        lua_pushlightuserdata(L, &e);
+        worker_call(w, wl, 2, "error");
     }
 }
 

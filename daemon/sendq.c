@@ -115,7 +115,9 @@ void sendq_flush(struct worker *w)
             sendq_consume(q, sent);
             break;
         }
-        if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) {
+        /* ENOBUFS (a full device queue) is not waited for: the socket would poll writable
+         * at once and the loop spin; it is counted as a failed send below. */
+        if (err == EAGAIN || err == EWOULDBLOCK) {
             /* Wait for room, keep order, stop reading meanwhile. */
             sendq_consume(q, sent);
             q->blocked_fd = q->items[q->head].fd;

@@ -449,6 +449,7 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
             goto fail;
     }
     free(path);
+    w->socks = NULL; /* the caller's set: read only while creating */
     return w;
 fail:
     free(path);
