@@ -533,14 +533,33 @@ function M.parse(data, now, opts)
     if n == 0 then break end
   end
   local p, has_pri = 1, false
-  if byte(data, 1) == 60 then -- '<'
+  local c0, c1, c2, c3, c4 = byte(data, 1, 5)
+  local pri -- fast path: "<d>", "<dd>", "<ddd>" read from the bytes, no pattern
+  if c0 == 60 and c1 and c1 >= 48 and c1 <= 57 then -- '<' digit
+    if c2 == 62 then -- '>'
+      pri, p = c1 - 48, 4
+    elseif c2 and c2 >= 48 and c2 <= 57 then
+      if c3 == 62 then
+        pri, p = c1 * 10 + c2 - 528, 5
+      elseif c4 == 62 and c3 and c3 >= 48 and c3 <= 57 then
+        pri, p = c1 * 100 + c2 * 10 + c3 - 5328, 6 -- 5328 = 111 * '0'
+      end
+    end
+  end
+  if pri and pri <= 191 then
+    local fac, sev = pri >> 3, pri & 7
+    has_pri = true
+    rec.pri, rec.facility, rec.severity = pri, fac, sev
+    rec.facility_name, rec.severity_name = facility_names[fac], severity_names[sev]
+  elseif c0 == 60 then -- '<'
+    p = 1
     local _, e, digits = find(data, "^<(%d*)>")
     if e then
       has_pri, p = true, e + 1
-      local pri = #digits <= 3 and tonumber(digits)
-      if pri and pri <= 191 then
-        local fac, sev = pri >> 3, pri & 7
-        rec.pri, rec.facility, rec.severity = pri, fac, sev
+      local code = #digits <= 3 and tonumber(digits)
+      if code and code <= 191 then
+        local fac, sev = code >> 3, code & 7
+        rec.pri, rec.facility, rec.severity = code, fac, sev
         rec.facility_name, rec.severity_name = facility_names[fac], severity_names[sev]
       elseif digits == "" or #digits > 3 then
         rec.parse_error = "bad pri"
