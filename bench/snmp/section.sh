@@ -1,0 +1,203 @@
+# bench/snmp/section.sh: section_snmp of bench/run.sh (issue 5), sourced by it after its
+# helpers (pin, field, free_port, cpu_ticks, start_server, wait_server, start_daemon,
+# stop_server, put, med, figure, md, cmdline, log_run, ratio, meets; TOOLS, DAEMON, WORK,
+# RUNS, SERVER_CPU, CLIENT_CPU, CLK_TCK).
+#
+# SNMPv2c traps per second decoded and written with no loss, measured in the same run for:
+#   sink       the raw C receive limit (bench/sink: recvmmsg, counts only)
+#   luadgramd  scripts/snmptrap.lua (bench/snmp/luadgramd.conf): decoded in C, community
+#              checked, one JSON line each in a file
+#   snmptrapd  net-snmp's receiver (bench/snmp/snmptrapd.conf): one log line each in a file
+# loadgen replays one captured trap (bench/snmp/trap_v2c.bin: a 206-byte linkDown with five
+# bindings, made by bench/snmp/capture.sh) at each rate of SNMP_RATES for SNMP_SECONDS, to a
+# fresh receiver per step pinned to SERVER_CPU, each with a 4 MiB socket receive buffer.
+# Loss = datagrams sent - lines in the file (luadgramd: JSON lines; snmptrapd: log lines)
+# once the count stops growing, or - what sink received. CPU per trap: user + system time
+# of the receiver (all threads, /proc/PID/stat) over the step, divided by the traps counted.
+# The loss-free rate is the highest step with no loss at it and at every step below.
+#
+# Prints each run's table (rate, then received / loss % / CPU-µs per trap of each receiver)
+# on stdout, the summary lines of run.sh (snmp VARIANT.FIGURE median= ...), and puts the
+# figures, the per-rate medians and the commands in RESULTS.md.
+# Environment: SNMP_RATES ("10000 20000 50000 100000 200000"), SNMP_SECONDS (2),
+# SNMP_PAYLOAD (bench/snmp/trap_v2c.bin). Needs snmptrapd (Debian `snmptrapd`).
+
+SNMP_RATES=${SNMP_RATES:-"10000 20000 50000 100000 200000"}
+SNMP_SECONDS=${SNMP_SECONDS:-2}
+SNMP_PAYLOAD=${SNMP_PAYLOAD:-$SRC/bench/snmp/trap_v2c.bin}
+SNMP_KINDS=(sink luadgramd snmptrapd)
+
+# snmp_settle TARGET CMD...: runs CMD (it prints a count) every 0.2 s until it prints TARGET
+# or the same count 6 times in a row (at most 30 s); prints the last count.
+snmp_settle() {
+    local target=$1 last=-1 same=0 n=0 i; shift
+    for ((i = 0; i < 150; i++)); do
+        n=$("$@")
+        [[ $n == "$target" ]] && break
+        if [[ $n == "$last" ]]; then
+            same=$((same + 1))
+            ((same >= 6)) && break
+        else
+            same=0
+        fi
+        last=$n
+        sleep 0.2
+    done
+    echo "$n"
+}
+
+snmp_lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+snmp_trapd_lines() { grep -c 'TRAP2, SNMP v2c' "$1" 2>/dev/null || true; }
+
+# snmp_load ADDR RATE COUNT: loadgen replays the trap from the client core; its summary.
+snmp_load() {
+    local cmd=("$TOOLS/loadgen" --to "$1" --count "$3" --rate "$2" --payload "$SNMP_PAYLOAD"
+               --batch 32 --seconds $((SNMP_SECONDS * 4 + 10)))
+    cmdline snmp "${cmd[@]}"
+    (pin "$CLIENT_CPU" "${cmd[@]}") || true
+}
+
+# snmp_step KIND RATE: one receiver at one rate; puts sent, got, loss, cpu (µs per trap)
+# under "snmp KIND FIGURE_RATE" and sets STEP_ROW to "got, loss %, µs".
+snmp_step() {
+    local kind=$1 rate=$2 count=$(($2 * SNMP_SECONDS)) out=$WORK/snmp.$1.$2.$run
+    local lg got t0 t1 port dir cpu sent sk
+    case $kind in
+        sink)
+            local cmd=("$TOOLS/sink" --bind 127.0.0.1:0 --count "$count" --rcvbuf 4194304
+                       --batch 64 --idle 1 --seconds $((SNMP_SECONDS * 4 + 20)))
+            cmdline snmp "${cmd[@]}"
+            start_server "$out" "$SERVER_CPU" "${cmd[@]}" || return 0
+            lg=$(snmp_load "$SERVER_ADDR" "$rate" "$count")
+            wait_server
+            sk=$(cat "$out")
+            log_run snmp sink "$run" "$rate/s: loadgen: $lg; sink: $sk"
+            got=$(field received "$sk")
+            cpu=$(field cpu_s_per_million "$sk") # CPU-s per million = CPU-µs per datagram
+            ;;
+        luadgramd)
+            port=$(free_port) || return 0
+            rm -f "$out.jsonl"
+            cmdline snmp env BENCH_PORT="$port" BENCH_OUT="$out.jsonl" "$DAEMON" \
+                -c "$SRC/bench/snmp/luadgramd.conf"
+            start_daemon "$out" "$SERVER_CPU" 10 ' running: ' env BENCH_PORT="$port" \
+                BENCH_OUT="$out.jsonl" "$DAEMON" -c "$SRC/bench/snmp/luadgramd.conf" ||
+                return 0
+            t0=$(cpu_ticks "$SERVER_PID")
+            lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
+            got=$(snmp_settle "$(field sent "$lg")" snmp_lines "$out.jsonl")
+            t1=$(cpu_ticks "$SERVER_PID")
+            stop_server
+            log_run snmp luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got" \
+                "cpu_ticks=$((t1 - t0)) $(grep -E ' (warn|error): ' "$out.err" | head -2 |
+                                          tr '\n' ' ')"
+            ;;
+        snmptrapd)
+            port=$(free_port) || return 0
+            dir=$out.d
+            mkdir -p "$dir/conf" "$dir/persist"
+            # -Lf writes the log to OUT itself, where start_daemon looks for the start line.
+            local cmd=(env MIBS= SNMPCONFPATH="$dir/conf" SNMP_PERSISTENT_DIR="$dir/persist"
+                       snmptrapd -f -n -On -C -c "$SRC/bench/snmp/snmptrapd.conf" -M /dev/null
+                       -Lf "$out" "udp:127.0.0.1:$port")
+            cmdline snmp "${cmd[@]}"
+            start_daemon "$out" "$SERVER_CPU" 10 'NET-SNMP version' "${cmd[@]}" || return 0
+            t0=$(cpu_ticks "$SERVER_PID")
+            lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
+            got=$(snmp_settle "$(field sent "$lg")" snmp_trapd_lines "$out")
+            t1=$(cpu_ticks "$SERVER_PID")
+            stop_server
+            log_run snmp snmptrapd "$run" "$rate/s: loadgen: $lg; lines=$got" \
+                "cpu_ticks=$((t1 - t0))"
+            ;;
+    esac
+    if [[ $kind != sink ]]; then
+        cpu=$(awk -v t=$((t1 - t0)) -v h="$CLK_TCK" -v n="${got:-0}" \
+            'BEGIN { if (n > 0) printf "%.2f", t / h / n * 1e6 }')
+    fi
+    sent=$(field sent "$lg")
+    put snmp "$kind" "sent_$rate" "$sent"
+    put snmp "$kind" "rate_$rate" "$(field rate "$lg")"
+    put snmp "$kind" "got_$rate" "$got"
+    put snmp "$kind" "loss_$rate" "$(loss_pct "$sent" "$got")"
+    put snmp "$kind" "cpu_$rate" "$cpu"
+    STEP_ROW="${got:-–}, $(loss_pct "$sent" "$got"), ${cpu:-–}"
+    STEP_LOSSLESS=
+    [[ -n $sent && $sent -gt 0 && $got == "$sent" ]] && STEP_LOSSLESS=1
+    return 0
+}
+
+section_snmp() {
+    local run rate kind row
+    local -A lossfree lossy
+    if ! command -v snmptrapd >/dev/null; then
+        md snmp "snmptrapd is not installed (Debian package snmptrapd): no SNMP section."
+        return 0
+    fi
+    if ! BENCH_PORT=1 BENCH_OUT=/dev/null "$DAEMON" -t -c "$SRC/bench/snmp/luadgramd.conf" \
+            >"$WORK/snmp.check" 2>&1; then
+        md snmp "scripts/snmptrap.lua does not load: $(tail -1 "$WORK/snmp.check")."
+        return 0
+    fi
+    for ((run = 1; run <= RUNS; run++)); do
+        lossfree=([sink]=0 [luadgramd]=0 [snmptrapd]=0)
+        lossy=()
+        echo "# snmp run $run: $(stat -c %s "$SNMP_PAYLOAD")-byte SNMPv2c trap, $SNMP_SECONDS s" \
+             "per step; each receiver: received, loss %, CPU-µs per trap"
+        printf '| %-7s | %-24s | %-24s | %-24s |\n' "rate/s" "sink" "luadgramd" "snmptrapd"
+        for rate in $SNMP_RATES; do
+            row=()
+            for kind in "${SNMP_KINDS[@]}"; do
+                STEP_ROW="–" STEP_LOSSLESS=
+                snmp_step "$kind" "$rate"
+                row+=("$STEP_ROW")
+                if [[ -n $STEP_LOSSLESS && -z ${lossy[$kind]:-} ]]; then
+                    lossfree[$kind]=$rate
+                else
+                    lossy[$kind]=1
+                fi
+            done
+            printf '| %-7s | %-24s | %-24s | %-24s |\n' "$rate" "${row[@]}"
+        done
+        for kind in "${SNMP_KINDS[@]}"; do put snmp "$kind" lossfree "${lossfree[$kind]}"; done
+        put snmp luadgramd vs_snmptrapd "$(awk -v a="${lossfree[luadgramd]}" \
+            -v b="${lossfree[snmptrapd]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
+    done
+    snmp_results
+}
+
+# snmp_results: the summary figures, and the per-rate medians as a table in the notes.
+snmp_results() {
+    local top=${SNMP_RATES##* } low=${SNMP_RATES%% *} r kind rate
+    figure snmp sink lossfree "raw C sink: highest loss-free rate, traps/s" "1.00 (limit)"
+    figure snmp luadgramd lossfree \
+        "**luadgramd, scripts/snmptrap.lua: highest loss-free rate, traps/s**" \
+        "$(ratio "$(med snmp luadgramd lossfree)" "$(med snmp sink lossfree)")"
+    figure snmp snmptrapd lossfree "snmptrapd -Lf file: highest loss-free rate, traps/s" \
+        "$(ratio "$(med snmp snmptrapd lossfree)" "$(med snmp sink lossfree)")"
+    r=$(med snmp luadgramd vs_snmptrapd)
+    figure snmp luadgramd vs_snmptrapd "**luadgramd ÷ snmptrapd, loss-free rates (per run)**" \
+        "$(fmt "$r")" "≥ 10" "$(meets "${r:-–}" ">=" 10)"
+    for kind in "${SNMP_KINDS[@]}"; do
+        figure snmp "$kind" "cpu_$low" "$kind: CPU-µs per trap at $low/s" \
+            "$(ratio "$(med snmp "$kind" "cpu_$low")" "$(med snmp sink "cpu_$low")")"
+    done
+    for kind in "${SNMP_KINDS[@]}"; do
+        figure snmp "$kind" "loss_$top" "$kind: loss % at $top/s"
+    done
+    md snmp "Per rate (medians of $RUNS runs; sent/s is what loadgen achieved towards sink):" \
+        "received, loss %, CPU-µs per trap. The loss-free rate is bounded by the steps" \
+        "($SNMP_RATES): a receiver loss-free at the top step may go higher."
+    md snmp ""
+    md snmp "| rate/s | sent/s | sink | luadgramd | snmptrapd |"
+    md snmp "|---|---|---|---|---|"
+    for rate in $SNMP_RATES; do
+        local cells=()
+        for kind in "${SNMP_KINDS[@]}"; do
+            cells+=("$(fmt "$(med snmp "$kind" "got_$rate")"), $(fmt "$(med snmp "$kind" \
+                "loss_$rate")") %, $(fmt "$(med snmp "$kind" "cpu_$rate")") µs")
+        done
+        md snmp "| $rate | $(fmt "$(med snmp sink "rate_$rate")") | ${cells[0]} | ${cells[1]} |" \
+            "${cells[2]} |"
+    done
+}

@@ -1,0 +1,374 @@
+-- scripts/snmptrap.lua: an SNMP notification receiver (what snmptrapd does): decodes SNMPv1
+-- traps, SNMPv2c traps and informs with luadgram.ber (C), applies the listener's community
+-- allow-list, acknowledges informs, and hands every accepted notification to a Lua callback
+-- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
+--[==[
+Configuration
+  listen "snmptrap" {
+    bind    = "[::]:162",                -- dual-stack; IPv4 senders show as plain IPv4
+    handler = "snmptrap",
+    recv    = { timestamp = true },      -- record.time from the kernel's receive time
+    options = {
+      communities  = { "public" },       -- accepted communities; absent: any community
+      file         = "/var/log/luadgramd/snmptrap.jsonl",
+                     -- or { path =, flush_interval = 1, buffer_size =, max_pending =,
+                     -- mkdir = } (output_jsonl); relative to the configuration's folder;
+                     -- absent or false: no file (then on_trap is required)
+      on_trap      = "mytraps",          -- a module on script_path returning function(record,
+                                         -- msg), or a table with an on_trap function
+      log_interval = 10,                 -- seconds: at most one log line per kind of drop
+    },
+  }
+An unknown option is an error (a misspelt "communities" must not accept everything).
+
+A record (one JSON object per line; the callback gets the same table before it is written):
+  time        receive time, RFC 3339 UTC ("2024-03-05T10:11:12.345678Z"): msg.time when the
+              listener has recv.timestamp, else the loop's clock
+  listener, peer ("ip:port", "[ip6]:port"), dst (the address it was sent to, "ip:port")
+  version     "v1" | "v2c";   community (text; hex "70 75 62" with community_hex = true
+              when it is not printable UTF-8)
+  pdu         "trap" (SNMPv1 Trap-PDU) | "trapv2" (SNMPv2-Trap-PDU) | "inform"
+  request_id  trapv2 and inform
+  trap_oid, uptime   the SNMPv2 view (RFC 3584 §3.1 for v1): snmpTrapOID.0 and sysUpTime.0
+              (v1: enterprise.0.specific, or snmpTraps.(generic+1); the time-stamp); absent
+              when a v2c notification does not start with those two bindings
+  enterprise, agent_addr, generic_trap, specific_trap     v1 only
+  bindings    the variable bindings as sent: { oid =, type =, value = } with type one of
+              INTEGER, Counter32, Gauge32, TimeTicks (integers), Counter64 (decimal string),
+              OCTET STRING (text, or hex "de ad" with hex = true), Opaque (hex, hex = true,
+              and opaque_type/opaque_value for net-snmp's wrapped Float, Double, Integer64,
+              Unsigned64, Counter64; 64-bit integers as decimal strings), OBJECT IDENTIFIER
+              ("1.3.6..."), IpAddress ("a.b.c.d"), NULL, noSuchObject, noSuchInstance,
+              endOfMibView (no value). v2c traps start with sysUpTime.0 and snmpTrapOID.0.
+              No bindings: {} (lua-cjson 2.1 writes an empty table as an object).
+
+Order per datagram: decode; drop (counted, logged at most once per log_interval with the
+reason and the peer) SNMPv3/v2u and non-notification PDUs (unsupported), malformed packets,
+and communities not in the list (community_rejected); then the callback under pcall (an
+error is counted and logged, the record is still written; returning false keeps the record
+out of the file: filtered); then the file; then, for an inform, the Response-PDU through
+msg:reply, unless the file dropped the record, so that the sender retries.
+
+Counters in /metrics (luadgramd_user_snmptrap_<listener>_<name>, every character of the
+listener's name but letters, digits and _ as _; totals of all workers, published every
+second): received (every datagram) = decoded (well-formed traps and informs) + malformed +
+unsupported; community_rejected, filtered, written (JSON lines in the file), informs_acked,
+callback_errors, output_errors (records the file lost), reply_errors.
+]==]
+local luadgram = require "luadgram"
+local ber = require "luadgram.ber"
+
+local decode_snmp, inform_response = ber.decode_snmp, ber.inform_response
+local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
+                                                  tostring, type, pcall
+local utf8len = utf8.len
+
+local H = {}
+
+local listener_name
+local allowed          -- set of accepted communities, nil = any
+local out              -- the JSON Lines output, nil = none
+local callback         -- function(record, msg) or nil
+local log_interval = 10
+local reports = {}     -- kind -> { last = time of the last line, held = drops since }
+local counters         -- name -> luadgram counter (shared by the workers)
+local timer            -- publishes the tallies every second
+-- Counts not yet added to the shared counters (the hot path makes no C call for them), and
+-- the output's own counts already published.
+local n = { received = 0, decoded = 0, malformed = 0, unsupported = 0, community_rejected = 0,
+            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0 }
+local published = { written = 0, dropped = 0 }
+
+-- ---- small helpers ----
+
+-- Printable UTF-8 (no control characters but TAB, LF, CR): safe as JSON text as it is.
+local function is_text(s)
+  return utf8len(s) ~= nil and not s:find("[%z\1-\8\11\12\14-\31\127]")
+end
+
+local function hex(s)
+  return (s:gsub(".", function(ch) return format("%02x ", ch:byte()) end):sub(1, -2))
+end
+
+-- RFC 3339 UTC with microseconds; the part up to the seconds is built once per second.
+local stamp_sec, stamp_prefix = -1, ""
+local function rfc3339(t)
+  local sec = floor(t)
+  if sec ~= stamp_sec then
+    stamp_sec, stamp_prefix = sec, date("!%Y-%m-%dT%H:%M:%S", sec)
+  end
+  return format("%s.%06dZ", stamp_prefix, floor((t - sec) * 1e6))
+end
+
+-- One log line per `kind` per log_interval; drops in between are counted into the next.
+local function report(kind, fmt, ...)
+  local now = luadgram.now()
+  local r = reports[kind]
+  if not r then
+    r = { last = -math.huge, held = 0 }
+    reports[kind] = r
+  end
+  if now - r.last < log_interval then
+    r.held = r.held + 1
+    return
+  end
+  local line = format(fmt, ...)
+  if r.held > 0 then
+    line = format("%s (and %d more %s since the last report)", line, r.held, kind)
+  end
+  r.last, r.held = now, 0
+  luadgram.log.warn(format("snmptrap %s: %s", listener_name, line))
+end
+
+-- Adds the tallies and the output's counts to the shared counters.
+local function publish()
+  if not counters then return end
+  for k, v in pairs(n) do
+    if v > 0 then
+      counters[k]:inc(v)
+      n[k] = 0
+    end
+  end
+  if out then
+    local w, d = out.written, out.dropped
+    if w > published.written then counters.written:inc(w - published.written) end
+    if d > published.dropped then counters.output_errors:inc(d - published.dropped) end
+    published.written, published.dropped = w, d
+  end
+end
+
+local function tick()
+  publish()
+  if out and out.failing then
+    report("output errors", "cannot write %s (%d records waiting): %s", out.path, out.n // 2,
+           tostring(out.failing))
+  end
+end
+
+-- ---- options ----
+
+-- Raises the message init fails with ("listener 'x': init: snmptrap: options.y ...").
+local function init_error(fmt, ...)
+  error("snmptrap: " .. format(fmt, ...), 0)
+end
+
+local function show(v)
+  return type(v) == "string" and format("%q", v) or tostring(v)
+end
+
+local function load_communities(v)
+  if v == nil then return nil end
+  if type(v) == "string" then v = { v } end
+  if type(v) ~= "table" then
+    init_error("options.communities must be a list of strings, not %s", show(v))
+  end
+  local set = {}
+  for i, s in ipairs(v) do
+    if type(s) ~= "string" then
+      init_error("options.communities[%d] must be a string, not %s", i, show(s))
+    end
+    set[s] = true
+  end
+  return set
+end
+
+local function load_callback(name)
+  if name == nil then return nil end
+  if type(name) ~= "string" then
+    init_error("options.on_trap must be a module name, not %s", show(name))
+  end
+  local ok, mod = pcall(require, name)
+  if not ok then init_error("options.on_trap: %s", tostring(mod)) end
+  if type(mod) == "table" then mod = mod.on_trap end
+  if type(mod) ~= "function" then
+    init_error("options.on_trap: module %q returns neither a function nor a table with an "
+               .. "on_trap function", name)
+  end
+  return mod
+end
+
+-- options.file: a path, or { path =, flush_interval =, buffer_size =, max_pending =, mkdir = }
+-- (output_jsonl's options); a relative path is resolved against the configuration's folder.
+local function open_file(v, config_dir)
+  if v == nil or v == false then return nil end
+  if type(v) == "string" then v = { path = v } end
+  if type(v) ~= "table" or type(v.path) ~= "string" or v.path == "" then
+    init_error("options.file must be a path or { path = ... }, not %s", show(v))
+  end
+  local path = v.path
+  if path:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
+    path = config_dir .. "/" .. path
+  end
+  local flush = v.flush_interval or 1
+  if type(flush) ~= "number" or not (flush >= 0.01) then
+    init_error("options.file.flush_interval must be a number of seconds >= 0.01, not %s",
+               show(flush))
+  end
+  local ok, o, err = pcall(require("output_jsonl").open, {
+    path = path, flush_interval = flush, every = luadgram.every, buffer_size = v.buffer_size,
+    max_pending = v.max_pending, mkdir = v.mkdir })
+  if not ok then init_error("options.file: %s", tostring(o)) end
+  if not o then init_error("options.file: cannot open %s", tostring(err)) end
+  return o
+end
+
+local COUNTERS = {
+  received = "datagrams received",
+  decoded = "well-formed SNMPv1/v2c traps and informs",
+  malformed = "datagrams that are not well-formed SNMP",
+  unsupported = "SNMPv3/v2u messages and PDUs that are not notifications",
+  community_rejected = "notifications dropped for a community not in the list",
+  filtered = "notifications the on_trap callback kept out of the file",
+  written = "JSON lines written to the file",
+  informs_acked = "informs acknowledged with a Response-PDU",
+  callback_errors = "errors raised by the on_trap callback",
+  output_errors = "records the file lost (could not encode, or could not write for long)",
+  reply_errors = "inform acknowledgements that could not be sent",
+}
+
+local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true }
+
+function H.init(listener, options)
+  listener_name = listener.name
+  options = options or {}
+  for k in pairs(options) do   -- a misspelt "communities" must not open the door
+    if not OPTIONS[k] then
+      init_error("unknown option %s (communities, file, on_trap, log_interval)", show(k))
+    end
+  end
+  log_interval = options.log_interval or 10
+  if type(log_interval) ~= "number" or log_interval < 0 then
+    init_error("options.log_interval must be a number of seconds >= 0, not %s",
+               show(log_interval))
+  end
+  allowed = load_communities(options.communities)
+  callback = load_callback(options.on_trap)
+  if not options.file and not callback then
+    init_error("options.file or options.on_trap is required (where would the traps go?)")
+  end
+  out = open_file(options.file, listener.config_dir)
+  local prefix = "snmptrap_" .. listener.name:gsub("[^%w_]", "_") .. "_"
+  counters = {}
+  for name, help in pairs(COUNTERS) do
+    counters[name] = luadgram.counter(prefix .. name, help .. " (snmptrap listener "
+                                      .. listener.name .. ")")
+  end
+  timer = luadgram.every(1, tick)
+end
+
+function H.stop()
+  if timer then timer:cancel() timer = nil end
+  if out then
+    local ok, err = out:close()
+    if not ok then
+      luadgram.log.error(format("snmptrap %s: lost records closing %s: %s", listener_name,
+                                out.path, tostring(err)))
+    end
+  end
+  publish()
+end
+
+-- ---- the record ----
+
+local function record_of(m, msg)
+  local bindings = m.varbinds
+  for i = 1, #bindings do
+    local b = bindings[i]
+    b.raw = nil                                  -- the bytes again: value (or hex) says it
+    if b.opaque_type == "Integer64" then b.opaque_value = tostring(b.opaque_value) end
+  end
+  local community, community_hex = m.community, nil
+  if not is_text(community) then community, community_hex = hex(community), true end
+  local dst = msg.dst
+  return {
+    time = rfc3339(msg.time or luadgram.now()),
+    listener = listener_name,
+    peer = tostring(msg.peer),
+    dst = dst and tostring(dst),
+    version = m.version_name,
+    community = community,
+    community_hex = community_hex,
+    pdu = m.pdu,
+    request_id = m.request_id,
+    trap_oid = m.trap_oid,
+    uptime = m.uptime,
+    enterprise = m.enterprise,
+    agent_addr = m.agent_addr,
+    generic_trap = m.generic_trap,
+    specific_trap = m.specific_trap,
+    bindings = bindings,
+  }
+end
+
+local NOTIFICATION = { trap = true, trapv2 = true, inform = true }
+
+local function acknowledge(msg, data)
+  local resp, why = inform_response(data)
+  local ok, err = false, why
+  if resp then ok, err = msg:reply(resp) end
+  if ok then
+    n.informs_acked = n.informs_acked + 1
+  else
+    n.reply_errors = n.reply_errors + 1
+    report("reply errors", "cannot acknowledge the inform from %s: %s", tostring(msg.peer),
+           tostring(err))
+  end
+end
+
+function H.message(msg)
+  n.received = n.received + 1
+  local data = msg.data
+  local m, why, kind = decode_snmp(data)
+  if not m then
+    if kind == "unsupported" then
+      n.unsupported = n.unsupported + 1
+      report("unsupported", "dropped a message from %s: %s", tostring(msg.peer), why)
+    else
+      n.malformed = n.malformed + 1
+      report("malformed", "dropped a malformed SNMP packet of %d bytes from %s: %s", msg.size,
+             tostring(msg.peer), why)
+    end
+    return
+  end
+  local pdu = m.pdu
+  if not NOTIFICATION[pdu] then
+    n.unsupported = n.unsupported + 1
+    report("unsupported", "dropped a message from %s: a %s PDU is not a notification",
+           tostring(msg.peer), pdu)
+    return
+  end
+  n.decoded = n.decoded + 1
+  if allowed and not allowed[m.community] then
+    n.community_rejected = n.community_rejected + 1
+    report("community rejected", "dropped a %s from %s: community %q is not accepted",
+           pdu, tostring(msg.peer),
+           m.community:find("[^ -~]") and hex(m.community) or m.community)
+    return
+  end
+  local record = record_of(m, msg)
+  local keep = true
+  if callback then
+    local ok, res = pcall(callback, record, msg)
+    if not ok then
+      n.callback_errors = n.callback_errors + 1
+      report("callback errors", "on_trap failed: %s", tostring(res))
+    elseif res == false then
+      keep = false
+      n.filtered = n.filtered + 1
+    end
+  end
+  local stored = true
+  if out and keep then
+    -- Our records are valid UTF-8 unless a callback added to them. A line the output keeps
+    -- after a failed flush is not lost (it is written again); a dropped one is.
+    local dropped = out.dropped
+    local _, err = out:write(record, callback == nil)
+    if out.dropped > dropped then
+      stored = false
+      report("output errors", "dropped the record from %s: %s", record.peer, tostring(err))
+    end
+  end
+  if pdu == "inform" and stored then acknowledge(msg, data) end
+end
+
+return H
