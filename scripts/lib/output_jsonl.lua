@@ -21,6 +21,7 @@ API
     Returns nil, err when the file cannot be opened.
 
   ok, err = out:write(tbl [, utf8_ok])
+  ok, err = out:write_line(json)   -- an already encoded object (valid UTF-8, no newline)
     Encodes tbl as one line. Returns true, or nil, err when the line is dropped (tbl cannot
     be encoded: a function, a cycle...; or max_pending is reached), counted in out.dropped.
     JSON must be UTF-8 but cjson copies string bytes as they are, so every line is checked
@@ -191,6 +192,17 @@ function Out:write(tbl, utf8_ok)
       self.dropped = self.dropped + 1
       return nil, line
     end
+  end
+  return self:write_line(line)
+end
+
+-- Appends one line that is already a JSON object (valid UTF-8, no newline): for handlers
+-- that encode in C. Same buffering, bounds and counts as write.
+function Out:write_line(line)
+  if self.bytes >= self.max_pending then
+    self.dropped = self.dropped + 1
+    if self.closed then return nil, "output closed" end
+    return nil, "output buffer full (" .. tostring(self.failing) .. ")"
   end
   local n = self.n
   local buf = self.buf
