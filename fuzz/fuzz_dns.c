@@ -14,30 +14,19 @@
  *     at most 512 bytes without an OPT in the query, at most our 1232 with one;
  *   - the reply is byte for byte the one of H.message_reference, the same handler without
  *     its fast path (which answers from precomputed entries after lighter checks).
- * A count hook ends runaway Lua code after FUZZ_MAX_INSTRUCTIONS instructions; on line
- * events it also feeds Lua line-to-line edges to libFuzzer as extra counters, so the
- * fuzzer follows the branches of the Lua code and not only those of this file.
- *
- * The scripts are found through $LUADGRAM_SRC, else the compile-time LUADGRAM_SOURCE_DIR. */
+ * The harness around that (finding the scripts through $LUADGRAM_SRC, else the compile-time
+ * LUADGRAM_SOURCE_DIR; the pcall; a count hook that ends runaway Lua code after
+ * FUZZ_MAX_INSTRUCTIONS instructions and, on line events, feeds Lua line-to-line edges to
+ * libFuzzer so it follows the branches of the Lua code) is fuzz/support_lua.c. */
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "support_lua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_SCRIPT "scripts/dns.lua"
-#define FUZZ_RUN_KEY "fuzz_dns.run"
 #define FUZZ_MAX_INSTRUCTIONS 10000000
-#define FUZZ_EDGES 4096
-
-/* libFuzzer reads extra coverage from this section; it has to be a static array. */
-__attribute__((used, section("__libfuzzer_extra_counters")))
-static uint8_t fuzz_edges[FUZZ_EDGES];
 
 /* The harness in Lua: called with the source folder, returns run(data), which raises when
  * an invariant breaks. */
@@ -127,109 +116,29 @@ static const char fuzz_harness_src[] =
     "  assert(n == 2 and replies[2] == replies[1], 'the fast path and the reference differ')\n"
     "end\n";
 
-/* Count events end a runaway call with a Lua error; line events record an edge between the
- * previous line and this one (the previous one shifted, as AFL does, so A->B != B->A). */
-static void fuzz_hook(lua_State *L, lua_Debug *ar)
+/* Runs the harness chunk with the source folder; leaves run() on top (support_lua.h). */
+static int fuzz_dns_load(lua_State *L, const char *src_dir, const char *script_path)
 {
-    if (ar->event == LUA_HOOKCOUNT) {
-        luaL_error(L, "instruction budget of %d exceeded", FUZZ_MAX_INSTRUCTIONS);
-        return;
-    }
-    uint16_t prev;
-    memcpy(&prev, lua_getextraspace(L), sizeof prev);
-    uint16_t cur = (uint16_t)ar->currentline;
-    fuzz_edges[(cur ^ prev) % FUZZ_EDGES]++;
-    prev = (uint16_t)(cur >> 1);
-    memcpy(lua_getextraspace(L), &prev, sizeof prev);
+    (void)script_path; /* the harness requires dns and dns_wire through package.path */
+    int rc = luaL_loadbuffer(L, fuzz_harness_src, sizeof fuzz_harness_src - 1, "=fuzz_dns");
+    if (rc != LUA_OK)                                              /* msgh chunk */
+        return rc;
+    lua_pushstring(L, src_dir);                                    /* msgh chunk src */
+    return lua_pcall(L, 1, 1, 1);                                  /* msgh run */
 }
 
-/* Message handler for lua_pcall: the error with a traceback. */
-static int fuzz_traceback(lua_State *L)
-{
-    luaL_traceback(L, L, luaL_tolstring(L, 1, NULL), 1);
-    return 1;
-}
-
-/* The first source folder holding FUZZ_SCRIPT, or NULL. */
-static const char *fuzz_source_dir(void)
-{
-    const char *dirs[2] = { getenv("LUADGRAM_SRC"), NULL };
-#ifdef LUADGRAM_SOURCE_DIR
-    dirs[1] = LUADGRAM_SOURCE_DIR;
-#endif
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        char path[4096];
-        if (!dirs[i] || !dirs[i][0])
-            continue;
-        int n = snprintf(path, sizeof path, "%s/" FUZZ_SCRIPT, dirs[i]);
-        if (n > 0 && (size_t)n < sizeof path && access(path, R_OK) == 0)
-            return dirs[i];
-    }
-    return NULL;
-}
-
-/* A new state with the handler initialised and run() in the registry, or NULL after
- * printing why. */
-static lua_State *fuzz_open(void)
-{
-    const char *src = fuzz_source_dir();
-    if (!src) {
-        fprintf(stderr, "fuzz_dns: cannot find " FUZZ_SCRIPT
-                        "; set LUADGRAM_SRC to the source tree\n");
-        return NULL;
-    }
-    lua_State *L = luaL_newstate();
-    if (!L) {
-        fprintf(stderr, "fuzz_dns: out of memory\n");
-        return NULL;
-    }
-    _Static_assert(sizeof(uint16_t) <= LUA_EXTRASPACE, "extra space too small");
-    memset(lua_getextraspace(L), 0, sizeof(uint16_t));
-    luaL_openlibs(L);
-    lua_pushcfunction(L, fuzz_traceback);                          /* msgh */
-    if (luaL_loadbuffer(L, fuzz_harness_src, sizeof fuzz_harness_src - 1, "=fuzz_dns")
-        != LUA_OK)                                                 /* msgh chunk */
-        goto fail;
-    lua_pushstring(L, src);                                        /* msgh chunk src */
-    if (lua_pcall(L, 1, 1, 1) != LUA_OK)                           /* msgh run */
-        goto fail;
-    if (!lua_isfunction(L, -1)) {
-        lua_pushliteral(L, "the harness returned no function");
-        goto fail;
-    }
-    lua_setfield(L, LUA_REGISTRYINDEX, FUZZ_RUN_KEY);              /* msgh */
-    lua_settop(L, 0);
-    return L;
-fail:
-    fprintf(stderr, "fuzz_dns: loading the handler from %s: %s\n", src, lua_tostring(L, -1));
-    lua_close(L);
-    return NULL;
-}
+static const struct fuzz_lua_target fuzz_dns = {
+    .name = "fuzz_dns",
+    .script = "scripts/dns.lua",
+    .beside_exe = false,
+    .max_instructions = FUZZ_MAX_INSTRUCTIONS,
+    .gc_every = 0,
+    .load = fuzz_dns_load,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* libFuzzer passes no context to this function, so the one Lua state lives in a
-     * static, made on the first input and reused for all (never closed: the process ends
-     * with the fuzzer). */
-    static lua_State *fuzz_L;
-    if (!fuzz_L) {
-        fuzz_L = fuzz_open();
-        if (!fuzz_L)
-            abort();
-    }
-    lua_State *L = fuzz_L;
-
-    lua_settop(L, 0);
-    lua_pushcfunction(L, fuzz_traceback);                          /* msgh */
-    lua_getfield(L, LUA_REGISTRYINDEX, FUZZ_RUN_KEY);              /* msgh run */
-    lua_pushlstring(L, (const char *)data, size);                  /* msgh run data */
-    lua_sethook(L, fuzz_hook, LUA_MASKCOUNT | LUA_MASKLINE, FUZZ_MAX_INSTRUCTIONS);
-    int rc = lua_pcall(L, 1, 0, 1);                                /* msgh [err] */
-    lua_sethook(L, NULL, 0, 0);
-    if (rc != LUA_OK) {
-        fprintf(stderr, "fuzz_dns: input of %zu bytes: %s\n", size, lua_tostring(L, -1));
-        abort();
-    }
-    lua_settop(L, 0);
+    static lua_State *fuzz_L; /* libFuzzer passes no context: the one state (support_lua.h) */
+    fuzz_lua_run(fuzz_lua_state(&fuzz_L, &fuzz_dns), &fuzz_dns, data, size, 0);
     return 0;
 }

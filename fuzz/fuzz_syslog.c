@@ -5,42 +5,24 @@
  * record must parse back as RFC 5424 with the same PRI, SD and MSG. A Lua error or a broken
  * invariant prints the reason and abort()s, which libFuzzer reports as a crash.
  *
- * Guards: a count hook ends runaway Lua code after FUZZ_MAX_INSTRUCTIONS VM instructions; a
- * hang inside a single C call (a pattern match) is left to libFuzzer's -timeout. The same
- * hook, on line events, feeds Lua line-to-line edges to libFuzzer as extra counters, so the
- * fuzzer is guided by the Lua parser's own branches and not only by this file.
- *
- * The script is found through $LUADGRAM_SRC, else the compile-time LUADGRAM_SOURCE_DIR,
- * else ../scripts/lib/ beside the directory holding this executable (a build directory
- * directly inside the source tree). */
+ * The harness around that is fuzz/support_lua.c: it finds the script through $LUADGRAM_SRC,
+ * else the compile-time LUADGRAM_SOURCE_DIR, else ../scripts/lib/ beside the directory
+ * holding this executable (a build directory directly inside the source tree); a count hook
+ * ends runaway Lua code after FUZZ_MAX_INSTRUCTIONS VM instructions and, on line events,
+ * feeds Lua line-to-line edges to libFuzzer as extra counters, so the fuzzer is guided by
+ * the Lua parser's own branches and not only by this file; every FUZZ_GC_EVERY inputs it
+ * runs a full collection. */
 #include <lauxlib.h>
 #include <lua.h>
-#include <lualib.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
+
+#include "support_lua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUZZ_SCRIPT "scripts/lib/syslog_parse.lua"
-#define FUZZ_CHECK_KEY "fuzz_syslog.check"
 #define FUZZ_NOW 1709640000 /* 2024-03-05T12:00:00Z: fixed, so every run is repeatable */
 #define FUZZ_MAX_INSTRUCTIONS 50000000
 #define FUZZ_GC_EVERY 1024
-#define FUZZ_EDGES 4096
-
-/* libFuzzer reads extra coverage from this section; it has to be a static array. */
-__attribute__((used, section("__libfuzzer_extra_counters")))
-static uint8_t fuzz_edges[FUZZ_EDGES];
-
-/* Per-state bookkeeping, kept in the state's extra space (LUA_EXTRASPACE bytes). */
-struct fuzz_extra {
-    uint16_t prev_line; /* the previous line event, shifted as AFL does */
-    uint16_t runs;      /* inputs since the last full collection */
-};
-_Static_assert(sizeof(struct fuzz_extra) <= LUA_EXTRASPACE, "extra space too small");
 
 /* The invariants, in Lua: the chunk receives the module and returns the check function,
  * called as check(data, now, with_tz_offset). */
@@ -91,133 +73,40 @@ static const char fuzz_check_src[] =
     "  end\n"
     "end\n";
 
-/* Count events end a runaway call with a Lua error; line events record an edge. */
-static void fuzz_hook(lua_State *L, lua_Debug *ar)
+/* Loads the parser module, then runs the check chunk with it; leaves check() on top
+ * (support_lua.h). */
+static int fuzz_syslog_load(lua_State *L, const char *src_dir, const char *script_path)
 {
-    if (ar->event == LUA_HOOKCOUNT) {
-        luaL_error(L, "instruction budget of %d exceeded", FUZZ_MAX_INSTRUCTIONS);
-        return;
-    }
-    struct fuzz_extra extra;
-    memcpy(&extra, lua_getextraspace(L), sizeof extra);
-    uint16_t cur = (uint16_t)ar->currentline;
-    fuzz_edges[(cur ^ extra.prev_line) % FUZZ_EDGES]++;
-    extra.prev_line = (uint16_t)(cur >> 1);
-    memcpy(lua_getextraspace(L), &extra, sizeof extra);
-}
-
-/* Message handler for lua_pcall: the error with a traceback. */
-static int fuzz_traceback(lua_State *L)
-{
-    luaL_traceback(L, L, luaL_tolstring(L, 1, NULL), 1);
-    return 1;
-}
-
-/* Writes the first readable script location into buf; returns 0, or -1 when none is. */
-static int fuzz_script_path(char *buf, size_t len)
-{
-    const char *dirs[2] = { getenv("LUADGRAM_SRC"), NULL };
-#ifdef LUADGRAM_SOURCE_DIR
-    dirs[1] = LUADGRAM_SOURCE_DIR;
-#endif
-    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-        if (!dirs[i] || !dirs[i][0])
-            continue;
-        int n = snprintf(buf, len, "%s/" FUZZ_SCRIPT, dirs[i]);
-        if (n > 0 && (size_t)n < len && access(buf, R_OK) == 0)
-            return 0;
-    }
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return -1;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return -1;
-    *slash = '\0';
-    int m = snprintf(buf, len, "%s/../" FUZZ_SCRIPT, exe);
-    if (m <= 0 || (size_t)m >= len || access(buf, R_OK) != 0)
-        return -1;
-    return 0;
-}
-
-/* A new state with the module loaded and the check function in the registry, or NULL
- * after printing why. */
-static lua_State *fuzz_open(void)
-{
-    char path[4096];
-    if (fuzz_script_path(path, sizeof path) != 0) {
-        fprintf(stderr, "fuzz_syslog: cannot find " FUZZ_SCRIPT
-                "; set LUADGRAM_SRC to the source tree\n");
-        return NULL;
-    }
-    lua_State *L = luaL_newstate();
-    if (!L) {
-        fprintf(stderr, "fuzz_syslog: out of memory\n");
-        return NULL;
-    }
-    memset(lua_getextraspace(L), 0, sizeof(struct fuzz_extra));
-    luaL_openlibs(L);
-    lua_pushcfunction(L, fuzz_traceback);                       /* msgh */
-    if (luaL_loadfile(L, path) != LUA_OK)                       /* msgh chunk */
-        goto fail;
+    (void)src_dir;
+    int rc = luaL_loadfile(L, script_path);                     /* msgh chunk */
+    if (rc != LUA_OK)
+        return rc;
     lua_pushliteral(L, "syslog_parse");                         /* msgh chunk name */
-    if (lua_pcall(L, 1, 1, 1) != LUA_OK)                        /* msgh module */
-        goto fail;
-    if (luaL_loadbuffer(L, fuzz_check_src, sizeof fuzz_check_src - 1, "=fuzz_syslog_check")
-        != LUA_OK)                                              /* msgh module chunk */
-        goto fail;
+    rc = lua_pcall(L, 1, 1, 1);                                 /* msgh module */
+    if (rc != LUA_OK)
+        return rc;
+    rc = luaL_loadbuffer(L, fuzz_check_src, sizeof fuzz_check_src - 1, "=fuzz_syslog_check");
+    if (rc != LUA_OK)                                           /* msgh module chunk */
+        return rc;
     lua_insert(L, -2);                                          /* msgh chunk module */
-    if (lua_pcall(L, 1, 1, 1) != LUA_OK)                        /* msgh check */
-        goto fail;
-    if (!lua_isfunction(L, -1)) {
-        lua_pushliteral(L, "the check chunk returned no function");
-        goto fail;
-    }
-    lua_setfield(L, LUA_REGISTRYINDEX, FUZZ_CHECK_KEY);         /* msgh */
-    lua_settop(L, 0);
-    return L;
-fail:
-    fprintf(stderr, "fuzz_syslog: loading %s: %s\n", path, lua_tostring(L, -1));
-    lua_close(L);
-    return NULL;
+    return lua_pcall(L, 1, 1, 1);                               /* msgh check */
 }
+
+static const struct fuzz_lua_target fuzz_syslog = {
+    .name = "fuzz_syslog",
+    .script = "scripts/lib/syslog_parse.lua",
+    .beside_exe = true,
+    .max_instructions = FUZZ_MAX_INSTRUCTIONS,
+    .gc_every = FUZZ_GC_EVERY,
+    .load = fuzz_syslog_load,
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* libFuzzer passes no context to this function, so the one Lua state lives in a
-     * static, made on the first input and reused for all (never closed: the process
-     * ends with the fuzzer). */
-    static lua_State *fuzz_L;
-    if (!fuzz_L) {
-        fuzz_L = fuzz_open();
-        if (!fuzz_L)
-            abort();
-    }
-    lua_State *L = fuzz_L;
-
-    lua_settop(L, 0);
-    lua_pushcfunction(L, fuzz_traceback);                       /* msgh */
-    lua_getfield(L, LUA_REGISTRYINDEX, FUZZ_CHECK_KEY);         /* msgh check */
-    lua_pushlstring(L, (const char *)data, size);               /* msgh check data */
-    lua_pushinteger(L, FUZZ_NOW);                               /* msgh check data now */
-    lua_pushboolean(L, (int)(size & 1));                        /* ... with_tz */
-    lua_sethook(L, fuzz_hook, LUA_MASKCOUNT | LUA_MASKLINE, FUZZ_MAX_INSTRUCTIONS);
-    int rc = lua_pcall(L, 3, 0, 1);                             /* msgh [err] */
-    lua_sethook(L, NULL, 0, 0);
-    if (rc != LUA_OK) {
-        fprintf(stderr, "fuzz_syslog: input of %zu bytes: %s\n", size, lua_tostring(L, -1));
-        abort();
-    }
-    lua_settop(L, 0);
-
-    struct fuzz_extra extra;
-    memcpy(&extra, lua_getextraspace(L), sizeof extra);
-    if (++extra.runs >= FUZZ_GC_EVERY) {
-        extra.runs = 0;
-        lua_gc(L, LUA_GCCOLLECT);
-    }
-    memcpy(lua_getextraspace(L), &extra, sizeof extra);
+    static lua_State *fuzz_L; /* libFuzzer passes no context: the one state (support_lua.h) */
+    lua_State *L = fuzz_lua_state(&fuzz_L, &fuzz_syslog);
+    lua_pushinteger(L, FUZZ_NOW);                               /* now */
+    lua_pushboolean(L, (int)(size & 1));                        /* now with_tz */
+    fuzz_lua_run(L, &fuzz_syslog, data, size, 2);               /* check(data, now, with_tz) */
     return 0;
 }
