@@ -449,10 +449,18 @@ static int config_listen(lua_State *L)
 
 /* ---- after the file has run ---- */
 
-static int config_file_exists(const char *path)
+/* 0 when path is a regular file; else the reason (an errno, EISDIR for a non-file). */
+static int config_file_status(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (stat(path, &st) != 0)
+        return errno;
+    return S_ISREG(st.st_mode) ? 0 : EISDIR;
+}
+
+static int config_file_exists(const char *path)
+{
+    return config_file_status(path) == 0;
 }
 
 static char *config_join(const char *dir, const char *name)
@@ -521,11 +529,14 @@ static void config_resolve_handlers(lua_State *L, struct config_load_ctx *c)
             char *path = config_join(cfg->script_path[p], file);
             if (!path)
                 luaL_error(L, "out of memory");
-            if (config_file_exists(path)) {
+            int why = config_file_status(path);
+            if (why == 0) {
                 lc->handler_path = path;
             } else {
-                int w = snprintf(searched + used, sizeof searched - used, "%s%s",
-                                 used ? ", " : "", path);
+                /* Name the reason when it is not simply absent (EACCES after a user switch). */
+                int w = snprintf(searched + used, sizeof searched - used, "%s%s%s%s%s",
+                                 used ? ", " : "", path, why == ENOENT ? "" : " (",
+                                 why == ENOENT ? "" : strerror(why), why == ENOENT ? "" : ")");
                 if (w > 0 && (size_t)w < sizeof searched - used)
                     used += (size_t)w;
                 free(path);

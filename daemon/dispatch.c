@@ -61,9 +61,9 @@ static void dispatch_account(struct wsock *ws, const struct dgram *d)
     lstats_add(st, LS_RECEIVED, 1);
     lstats_add(st, LS_BYTES, d->size);
     uint32_t dropped = 0;
-    if ((d->has & DG_HAS_OVFL) && d->ovfl != ws->last_ovfl) {
-        dropped = d->ovfl - ws->last_ovfl; /* wraps correctly */
-        ws->last_ovfl = d->ovfl;
+    if ((d->has & DG_HAS_OVFL) && d->ovfl != *ws->last_ovfl) {
+        dropped = d->ovfl - *ws->last_ovfl; /* wraps correctly */
+        *ws->last_ovfl = d->ovfl;
         lstats_add(st, LS_KERNEL_DROPS, dropped);
     }
     if (!(d->flags & (DG_TRUNC | DG_CTRUNC)) && !dropped)

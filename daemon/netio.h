@@ -79,6 +79,7 @@ int recv_error(int fd, struct sockerr *e);
 
 struct send_item {
     int fd;
+    int family;                   /* fd's address family, or 0: send_batch asks the kernel */
     struct sockaddr_storage to;
     socklen_t tolen;
     struct sockaddr_storage from; /* source address to send from (AF_UNSPEC: kernel picks) */

@@ -238,10 +238,14 @@ void dgram_parse_control(struct dgram *d, const void *control, size_t controllen
     }
 }
 
-/* A local unix sender can pass descriptors with SCM_RIGHTS; we never want them, and
- * keeping them would leak a descriptor per datagram. */
+/* A local unix sender can pass descriptors with SCM_RIGHTS (where the kernel predates
+ * SO_PASSRIGHTS, see sock_open); we never want them, and keeping them would leak a
+ * descriptor per datagram. Ours may be the last reference, and closing a socket with
+ * SO_LINGER set and unsent data blocks for the linger time: a hostile sender could stall
+ * the worker. A passed socket is made to close at once (zero linger: reset) first. */
 static void close_passed_fds(const uint8_t *control, size_t controllen)
 {
+    static const struct linger now = {1, 0};
     size_t off = 0;
     struct cmsg_view v;
     while (cmsg_next(control, controllen, &off, &v)) {
@@ -250,8 +254,10 @@ static void close_passed_fds(const uint8_t *control, size_t controllen)
         for (size_t i = 0; i + sizeof(int) <= v.len; i += sizeof(int)) {
             int fd;
             memcpy(&fd, v.data + i, sizeof fd);
-            if (fd >= 0)
-                close(fd);
+            if (fd < 0)
+                continue;
+            (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now); /* ENOTSOCK: fine */
+            close(fd);
         }
     }
 }
@@ -416,6 +422,16 @@ static void parse_ext_err(struct sockerr *e, const struct cmsg_view *v)
 
 int recv_error(int fd, struct sockerr *e)
 {
+    /* A unix datagram socket has no error queue and ignores MSG_ERRQUEUE: the recvmsg
+     * below would take the next real datagram and report it as an error. */
+    int domain = 0;
+    socklen_t dlen = sizeof domain;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) != 0)
+        return -1;
+    if (domain != AF_INET && domain != AF_INET6) {
+        memset(e, 0, sizeof *e);
+        return 0;
+    }
     union {
         uint8_t buf[RECV_ERR_CONTROL_SIZE];
         size_t align; /* cmsg alignment (CMSG_ALIGN rounds to size_t) */

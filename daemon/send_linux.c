@@ -166,7 +166,7 @@ unsigned send_batch(const struct send_item *items, unsigned n, int *err)
     *err = 0;
     while (sent < n) {
         int fd = items[sent].fd;
-        int domain = socket_domain(fd);
+        int domain = items[sent].family ? items[sent].family : socket_domain(fd);
         if (domain < 0) {
             *err = errno;
             return sent;

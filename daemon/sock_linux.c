@@ -15,6 +15,15 @@
 #include "addr.h"
 #include "errname.h"
 
+/* SO_PASSRIGHTS (Linux 6.16) is newer than Debian 12's headers: 83 where the architecture
+ * uses asm-generic/socket.h (alpha, mips, parisc and sparc number it differently). */
+#if defined(SO_PASSRIGHTS)
+#define SOCK_SO_PASSRIGHTS SO_PASSRIGHTS
+#elif defined(__x86_64__) || defined(__i386__) || defined(__aarch64__) || defined(__arm__) || \
+    defined(__riscv) || defined(__powerpc__) || defined(__s390__) || defined(__loongarch__)
+#define SOCK_SO_PASSRIGHTS 83
+#endif
+
 /* The name an error message gives spec: "127.0.0.1:7777", "[::1]:53", "unix:/run/x.sock",
  * "raw:1@0.0.0.0". */
 static const char *spec_name(const struct sock_spec *spec, char *buf, size_t buflen)
@@ -237,6 +246,11 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
     if (spec->kind == SOCK_KIND_UNIX) {
         if (set_flags(fd, cred, 1, spec, err, errlen) != 0)
             goto fail;
+        /* Refuse passed descriptors (Linux 6.16+: the sender gets EPERM); older kernels
+         * say ENOPROTOOPT and recv_batch closes what arrives. */
+#ifdef SOCK_SO_PASSRIGHTS
+        (void)set_int(fd, SOL_SOCKET, SOCK_SO_PASSRIGHTS, 0);
+#endif
     } else if (set_ip_options(fd, spec, opts, err, errlen) != 0) {
         goto fail;
     }
@@ -247,7 +261,10 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
         set_err(err, errlen, "bind", spec, errno);
         goto fail;
     }
-    if (path && opts->unix_mode >= 0 && chmod(path, (mode_t)opts->unix_mode) != 0) {
+    /* Not chmod: it follows a symlink that whoever can write the socket's folder may have
+     * put in place of the socket file since bind (then root would chmod its target). */
+    if (path && opts->unix_mode >= 0 &&
+        fchmodat(AT_FDCWD, path, (mode_t)opts->unix_mode, AT_SYMLINK_NOFOLLOW) != 0) {
         set_err(err, errlen, "chmod", spec, errno);
         unlink(path);
         goto fail;

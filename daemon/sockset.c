@@ -64,9 +64,13 @@ static int sockset_push(struct sockset *s, const struct sock_entry *e)
     s->v[s->n] = *e;
     s->v[s->n].listener = strdup(e->listener);
     s->v[s->n].bind_str = strdup(e->bind_str);
-    if (!s->v[s->n].listener || !s->v[s->n].bind_str) {
+    if (!e->reused)
+        s->v[s->n].last_ovfl = calloc(1, sizeof *e->last_ovfl);
+    if (!s->v[s->n].listener || !s->v[s->n].bind_str || !s->v[s->n].last_ovfl) {
         free(s->v[s->n].listener);
         free(s->v[s->n].bind_str);
+        if (!e->reused)
+            free(s->v[s->n].last_ovfl);
         return -1;
     }
     s->n++;
@@ -142,6 +146,7 @@ static int sockset_open_one(struct sockset *out, const struct sockset *old,
     if (prev) {
         e->fd = prev->fd;
         e->reused = 1;
+        e->last_ovfl = prev->last_ovfl; /* drops counted before the reload stay counted */
         e->inherited = prev->inherited;
         if (memcmp(&prev->opts, &e->opts, sizeof e->opts) != 0)
             log_warn(lg, "listener '%s': %s: changed receive options take effect on restart",
@@ -245,11 +250,19 @@ fail:
     return -1;
 }
 
+/* Closes the entry's socket and frees what lives as long as it. */
+static void sockset_close_entry(struct sock_entry *e)
+{
+    sock_close(e->fd, &e->spec);
+    free(e->last_ovfl);
+    e->last_ovfl = NULL;
+}
+
 void sockset_retire(struct sockset *old, const struct sockset *now)
 {
     for (size_t i = 0; i < old->n; i++)
         if (!sockset_uses_fd(now, old->v[i].fd))
-            sock_close(old->v[i].fd, &old->v[i].spec);
+            sockset_close_entry(&old->v[i]);
     sockset_free(old);
 }
 
@@ -257,13 +270,13 @@ void sockset_discard(struct sockset *failed)
 {
     for (size_t i = 0; i < failed->n; i++)
         if (!failed->v[i].reused)
-            sock_close(failed->v[i].fd, &failed->v[i].spec);
+            sockset_close_entry(&failed->v[i]);
     sockset_free(failed);
 }
 
 void sockset_close_all(struct sockset *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        sock_close(s->v[i].fd, &s->v[i].spec);
+        sockset_close_entry(&s->v[i]);
     sockset_free(s);
 }

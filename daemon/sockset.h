@@ -5,6 +5,7 @@
 #define LUADGRAM_SOCKSET_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include "config.h"
 #include "log.h"
 #include "netio.h"
@@ -19,6 +20,8 @@ struct sock_entry {
     int fd;
     int reused;             /* fd came from the previous set */
     int inherited;          /* fd came from systemd */
+    uint32_t *last_ovfl;    /* the last SO_RXQ_OVFL total seen on fd: lives as long as the
+                               fd (across reloads), used by the one worker reading it */
 };
 
 struct sockset {

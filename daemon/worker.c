@@ -117,6 +117,7 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
 {
     struct send_item it;
     it.fd = ws->fd;
+    it.family = ws->family; /* known: no getsockopt per flush */
     if (tolen > sizeof it.to)
         return EINVAL;
     memset(&it.to, 0, sizeof it.to);
@@ -350,6 +351,7 @@ static int worker_attach_sockets(struct worker *w, struct wlistener *wl)
         ws->entry = e;
         ws->fd = e->fd;
         ws->family = e->spec.addr.ss_family;
+        ws->last_ovfl = e->last_ovfl;
         struct sockaddr_storage local;
         socklen_t len = sizeof local;
         if (e->spec.kind != SOCK_KIND_RAW &&

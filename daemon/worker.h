@@ -35,7 +35,7 @@ struct wsock {
     int family;
     uint16_t local_port;
     struct event *ev;
-    uint32_t last_ovfl;       /* last SO_RXQ_OVFL value seen */
+    uint32_t *last_ovfl;      /* last SO_RXQ_OVFL total seen (the socket entry's) */
 };
 
 /* One listener as a worker serves it. */

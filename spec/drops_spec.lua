@@ -54,4 +54,33 @@ describe("luadgramd kernel drops", function()
     assert.is_truthy(d:wait_log("listener 'slow': kernel dropped %d+ datagrams", 2),
                      d:explain("no log line for the drops"))
   end)
+
+  it("are not counted twice after a reload keeps the socket", function()
+    local port, mport = h.free_port("127.0.0.1"), h.free_tcp_port()
+    local d = h.start {
+      metrics = "127.0.0.1:" .. mport,
+      listeners = { { name = "slow", bind = "127.0.0.1:" .. port, handler = "slow",
+                      recv = { batch = 8, size = 2048, rcvbuf = 4096 } } },
+    }
+    local c = h.udp("inet", "127.0.0.1")
+    c:send("127.0.0.1", port, "stall")
+    h.sleep(0.1)
+    for _ = 1, 300 do c:send("127.0.0.1", port, string.rep("x", 512)) end
+    local reply
+    local deadline = h.now() + 10
+    repeat c:send("127.0.0.1", port, "count"); reply = c:recv(0.5) until reply or h.now() > deadline
+    assert.is_not_nil(reply)
+    h.sleep(0.3)
+    local before = h.metric(assert(h.metrics(mport)), "luadgramd_kernel_drops_total", "slow")
+    assert.is_true(before > 0, "the test did not overflow the buffer")
+    assert(d:signal("HUP"))
+    h.wait_metric(mport, "luadgramd_reloads_total", nil, 1, 5)
+    reply = nil
+    deadline = h.now() + 5
+    repeat c:send("127.0.0.1", port, "count"); reply = c:recv(0.5) until reply or h.now() > deadline
+    assert.is_not_nil(reply)
+    h.sleep(0.3)
+    local after = h.metric(assert(h.metrics(mport)), "luadgramd_kernel_drops_total", "slow")
+    assert.are.equal(before, after)
+  end)
 end)

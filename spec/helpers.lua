@@ -321,9 +321,27 @@ local function start_command(d, cfg)
     end
   end
   for _, w in ipairs(cfg.prefix or {}) do words[#words + 1] = h.shq(w) end
-  words[#words + 1] = h.shq(h.bin)
+  words[#words + 1] = h.shq(cfg.bin or h.bin)
   return string.format("echo $$; exec %s -c %s >%s 2>%s </dev/null", table.concat(words, " "),
                        h.shq(d.conf), h.shq(d.out_path), h.shq(d.log_path))
+end
+
+-- A world-readable copy of the daemon and of the named handlers (from scripts/ or
+-- spec/fixtures/), for daemons that run as another user: the checkout may sit in a folder
+-- only root can enter (/root). Returns the binary's path and the scripts' folder.
+function h.public_copy(handlers)
+  local dir = h.tmpdir()
+  assert(os.execute("chmod 0755 " .. h.shq(dir)))
+  local bin = dir .. "/luadgramd"
+  assert(os.execute(string.format("cp %s %s && chmod 0755 %s", h.shq(h.bin), h.shq(bin),
+                                  h.shq(bin))))
+  for _, name in ipairs(handlers or {}) do
+    local src = h.src .. "/scripts/" .. name .. ".lua"
+    if not h.exists(src) then src = h.src .. "/spec/fixtures/" .. name .. ".lua" end
+    assert(os.execute(string.format("cp %s %s/ && chmod 0644 %s/%s.lua", h.shq(src),
+                                    h.shq(dir), h.shq(dir), name)))
+  end
+  return bin, dir
 end
 
 -- Starts the daemon on a configuration. cfg: a table for h.config_text, or { text = "...",

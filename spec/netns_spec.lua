@@ -40,7 +40,12 @@ describe("luadgramd on a veth link to a test namespace", function()
     if not can_netns() then return end
     local id = tostring(math.random(10000, 99999))
     ns, vh, vp = "ldg" .. id, "ldgh" .. id, "ldgp" .. id
-    assert(sh("ip netns add " .. ns), "ip netns add")
+    if not sh("ip netns add " .. ns) then
+      -- Some sandboxes (a chroot without a shared /run, a container) refuse namespaces.
+      io.stderr:write("netns_spec: ip netns add failed: these tests are skipped\n")
+      ns = nil
+      return
+    end
     assert(sh(string.format("ip link add %s type veth peer name %s", vh, vp)))
     assert(sh(string.format("ip link set %s netns %s", vp, ns)))
     assert(sh(string.format("ip addr add 198.51.100.1/24 brd + dev %s && ip link set %s up",
@@ -72,7 +77,7 @@ describe("luadgramd on a veth link to a test namespace", function()
   end
 
   it("reports a unicast datagram's address and interface and answers from it", function()
-    if not ns then return pending("needs root and ip netns") end
+    if not ns then return pending("needs root and a network namespace (ip netns add)") end
     local d, port = start()
     local from, _, reply = ns_ask(ns, "198.51.100.1", port, "uni")
     assert.are.equal("198.51.100.1", from, d:explain("reply source"))
@@ -86,7 +91,7 @@ describe("luadgramd on a veth link to a test namespace", function()
   end)
 
   it("marks a datagram to the link's broadcast address and answers from the interface", function()
-    if not ns then return pending("needs root and ip netns") end
+    if not ns then return pending("needs root and a network namespace (ip netns add)") end
     local d, port = start()
     local from, _, reply = ns_ask(ns, "198.51.100.255", port, "bcast")
     assert.are.equal("198.51.100.1", from, d:explain("reply source for a broadcast"))
@@ -98,7 +103,7 @@ describe("luadgramd on a veth link to a test namespace", function()
   end)
 
   it("marks a datagram to the limited broadcast address", function()
-    if not ns then return pending("needs root and ip netns") end
+    if not ns then return pending("needs root and a network namespace (ip netns add)") end
     local d, port = start()
     local from, _, reply = ns_ask(ns, "255.255.255.255", port, "lbcast")
     assert.are.equal("198.51.100.1", from, d:explain("reply source for 255.255.255.255"))
@@ -108,7 +113,7 @@ describe("luadgramd on a veth link to a test namespace", function()
   end)
 
   it("marks a multicast datagram and answers from the interface's own address", function()
-    if not ns then return pending("needs root and ip netns") end
+    if not ns then return pending("needs root and a network namespace (ip netns add)") end
     local d, port = start()
     -- Some socket of this host must be in the group on the link (as a router or an
     -- application would be); Linux then delivers it to the listener bound to 0.0.0.0.

@@ -58,7 +58,8 @@ describe("luadgramd privileges", function()
       assert.is_number(port, "no free UDP port in 600-700 on 127.0.0.1")
       assert.is_true(port < tonumber(h.read("/proc/sys/net/ipv4/ip_unprivileged_port_start")),
                      "port " .. port .. " is not privileged here")
-      local d = h.start { user = "nobody", listeners = { {
+      local bin, scripts = h.public_copy { "echo" }
+      local d = h.start { user = "nobody", bin = bin, script_path = { scripts }, listeners = { {
         name = "low", handler = "echo", bind = "127.0.0.1:" .. port,
       } } }
       local c = h.udp("inet", "127.0.0.1")
@@ -80,7 +81,8 @@ describe("luadgramd privileges", function()
       h.write(secret, "root only\n")
       assert(os.execute("chmod 0600 " .. h.shq(secret)))
       local port = h.free_port("127.0.0.1")
-      local d = h.start { user = "nobody", listeners = { {
+      local bin, scripts = h.public_copy { "sd_whoami" }
+      local d = h.start { user = "nobody", bin = bin, script_path = { scripts }, listeners = { {
         name = "who", handler = "sd_whoami", bind = "127.0.0.1:" .. port,
         options = { dir = out, secret = secret },
       } } }
@@ -154,8 +156,9 @@ describe("luadgramd privileges", function()
       local dir = h.tmpdir()
       assert(os.execute("chmod 0755 " .. h.shq(dir)))
       local port = h.free_port("127.0.0.1")
+      local bin, scripts = h.public_copy { "echo" }
       local d = h.start {
-        dir = dir, conf_mode = "0644",
+        dir = dir, conf_mode = "0644", bin = bin, script_path = { scripts },
         prefix = { "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups" },
         listeners = { { name = "capped", handler = "echo", bind = "127.0.0.1:" .. port,
                         recv = { rcvbuf = want } } },
@@ -163,7 +166,7 @@ describe("luadgramd privileges", function()
       local c = h.udp("inet", "127.0.0.1")
       finally(function() c:close() end)
       assert.are.equal("small", c:ask("127.0.0.1", port, "small"), d:explain("no echo"))
-      assert.are.equal(h.capture("readlink -f " .. h.shq(h.bin)), d:exe())
+      assert.are.equal(h.capture("readlink -f " .. h.shq(bin)), d:exe())
       assert.are.same({ uid, uid, uid, uid }, h.numbers(d:status_fields().Uid))
       assert.are.same({ gid, gid, gid, gid }, h.numbers(d:status_fields().Gid))
       local granted, asked = d:log():match("listener 'capped': 127%.0%.0%.1:" .. port
