@@ -180,45 +180,91 @@ const char *ber_oid_check(const uint8_t *v, size_t len)
     size_t i = 0;
     unsigned arcs = 1;      /* the first sub-identifier holds two arcs */
     while (i < len) {
-        uint32_t x;
-        const char *why = oid_subid(v, len, &i, &x);
-        if (why)
-            return why;
+        if (v[i] < 0x80) {
+            i++;            /* a one-octet arc (most of them): minimal and complete */
+        } else {
+            uint32_t x;
+            const char *why = oid_subid(v, len, &i, &x);
+            if (why)
+                return why;
+        }
         if (++arcs > BER_MAX_OID_ARCS)
             return "too many OID arcs";
     }
     return NULL;
 }
 
-/* Writes x in decimal at out; returns the digit count. */
-static size_t put_u32(char *out, uint32_t x)
+/* "00" .. "99": two digits at a time. */
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+size_t ber_u64_format(uint64_t x, char *out)
 {
-    char tmp[10];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    for (size_t k = 0; k < n; k++)
-        out[k] = tmp[n - 1 - k];
-    return n;
+    if (x < 10) {
+        out[0] = (char)('0' + x);
+        return 1;
+    }
+    if (x < 100) {
+        memcpy(out, digit_pairs + 2 * x, 2);
+        return 2;
+    }
+    char tmp[20];
+    size_t n = sizeof tmp;
+    while (x >= 100) {
+        n -= 2;
+        memcpy(tmp + n, digit_pairs + 2 * (x % 100), 2);
+        x /= 100;
+    }
+    if (x >= 10) {
+        n -= 2;
+        memcpy(tmp + n, digit_pairs + 2 * x, 2);
+    } else {
+        tmp[--n] = (char)('0' + x);
+    }
+    memcpy(out, tmp + n, sizeof tmp - n);
+    return sizeof tmp - n;
+}
+
+/* ber_u64_format for an OID arc, with the one- and two-digit arcs (most) inline. */
+static inline size_t put_arc(uint32_t x, char *out)
+{
+    if (x < 10) {
+        out[0] = (char)('0' + x);
+        return 1;
+    }
+    if (x < 100) {
+        memcpy(out, digit_pairs + 2 * x, 2);
+        return 2;
+    }
+    return ber_u64_format(x, out);
 }
 
 size_t ber_oid_format(const uint8_t *v, size_t len, char *out)
 {
     size_t i = 0, o = 0;
     uint32_t x;
-    if (len == 0 || oid_subid(v, len, &i, &x)) {
+    if (len >= 3 && v[0] == 0x2b && v[1] == 6 && v[2] == 1) {
+        memcpy(out, "1.3.6.1", 7);      /* internet: nearly every OID SNMP carries */
+        i = 3;
+        o = 7;
+    } else if (len == 0 || oid_subid(v, len, &i, &x)) {
         out[0] = '\0';
         return 0;
-    }
-    uint32_t top = x < 40 ? 0 : x < 80 ? 1 : 2;
-    o += put_u32(out + o, top);
-    out[o++] = '.';
-    o += put_u32(out + o, x - top * 40);
-    while (i < len && !oid_subid(v, len, &i, &x)) {
+    } else {
+        uint32_t top = x < 40 ? 0 : x < 80 ? 1 : 2;
+        o += ber_u64_format(top, out + o);
         out[o++] = '.';
-        o += put_u32(out + o, x);
+        o += ber_u64_format(x - top * 40, out + o);
+    }
+    while (i < len) {
+        if (v[i] < 0x80)
+            x = v[i++];     /* a one-octet arc */
+        else if (oid_subid(v, len, &i, &x))
+            break;
+        out[o++] = '.';
+        o += put_arc(x, out + o);
     }
     out[o] = '\0';
     return o;

@@ -81,5 +81,7 @@ const char *ber_oid_check(const uint8_t *v, size_t len);
 /* Formats checked OID content as "1.3.6.1..." into out (at least BER_OID_STR_MAX bytes);
  * returns the string's length. */
 size_t ber_oid_format(const uint8_t *v, size_t len, char *out);
+/* Writes x in decimal (1 to 20 digits, no NUL) at out; returns the digit count. */
+size_t ber_u64_format(uint64_t x, char *out);
 
 #endif

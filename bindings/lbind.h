@@ -31,5 +31,7 @@ void lbind_preload(lua_State *L);
 int luaopen_luadgram(lua_State *L);
 /* require "luadgram.ber": the BER/SNMP decoder (module_ber.c). */
 int luaopen_luadgram_ber(lua_State *L);
+/* require "luadgram.syslog": the C syslog parser and JSON lines (module_syslog.c). */
+int luaopen_luadgram_syslog(lua_State *L);
 
 #endif

@@ -1,6 +1,7 @@
 /* bindings/module_ber.c: the `luadgram.ber` Lua module: SNMP trap/inform decoding straight
- * into Lua tables, the inform acknowledgement, and a generic BER tree for debugging. The
- * decoding itself lives in snmp_decode.c and ber.c; this file only builds tables.
+ * into Lua tables, or into the collector's JSON record without any table (trap_json), the
+ * inform acknowledgement, and a generic BER tree for debugging. The decoding and the JSON
+ * writer live in snmp_decode.c and ber.c; this file only builds Lua values.
  *
  *   local ber = require "luadgram.ber"
  *
@@ -39,6 +40,26 @@
  *     | "Integer64" | "Unsigned64" | "Counter64" and opaque_value (a number, or a decimal
  *     string for the unsigned 64-bit ones).
  *
+ *   ber.trap_json(bytes [, head...]) -> version, community, pdu, request_id, members
+ *                                    | nil, reason, kind
+ *     The fast path of scripts/snmptrap.lua: one pass over the packet, no Lua table. The
+ *     scalars the handler's policy needs: version "v1" | "v2c", community (the bytes), pdu
+ *     (as decode_snmp), request_id (nil for "trap"); and, for a notification ("trap",
+ *     "trapv2", "inform"), members = the JSON text of the record's decoded part, the
+ *     members of an object without its braces (snmp_decode.h, snmp_json_record):
+ *       "version":..,"community":..,"pdu":..,"request_id":..,"uptime":..,"trap_oid":..,
+ *       (v1) "enterprise":..,"agent_addr":..,"generic_trap":..,"specific_trap":..,
+ *       "bindings":[{"oid":..,"type":..,"value":..},...]
+ *     with the keys, types and values of the handler's record built from decode_snmp
+ *     (raw dropped, 64-bit integers as strings), written as lua-cjson writes them; valid
+ *     UTF-8. With head strings, members is head1 .. head2 .. .. the members .. "}":
+ *     given the pieces of the line's start ('{"time":', ..., ','), the whole line in one
+ *     string, with no string made for the start (the head is copied as it is: the caller
+ *     makes it JSON). For any other PDU members is nil. Every binding is checked, as
+ *     decode_snmp does: a malformed one gives nil, reason, "malformed"; the reasons and
+ *     kinds are decode_snmp's. The text is written in a buffer the module keeps (grown
+ *     for a larger record, up to 256 KiB): one Lua string per call, nothing else.
+ *
  *   ber.inform_response(bytes) -> response bytes | nil, reason, kind
  *     The SNMPv2c Response-PDU acknowledging an InformRequest (RFC 3416 §4.2.7): same
  *     version, community, request-id and variable-bindings, error-status and error-index 0.
@@ -53,6 +74,8 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "ber.h"
 #include "lbind.h"
@@ -102,13 +125,11 @@ static void push_ipv4(lua_State *L, const uint8_t *a)
 /* Sets opaque_type / opaque_value for a net-snmp wrapped number. */
 static void set_opaque(lua_State *L, const uint8_t *v, size_t n)
 {
-    static const char *const kinds[] = {NULL, "Float", "Double", "Integer64", "Unsigned64",
-                                        "Counter64"};
     struct snmp_opaque o;
     snmp_opaque_decode(v, n, &o);
     if (o.kind == SNMP_OPQ_NONE)
         return;
-    lua_pushstring(L, kinds[o.kind]);
+    lua_pushstring(L, snmp_opaque_name(o.kind));
     lua_setfield(L, -2, "opaque_type");
     if (o.kind == SNMP_OPQ_FLOAT || o.kind == SNMP_OPQ_DOUBLE)
         lua_pushnumber(L, (lua_Number)o.d);
@@ -321,6 +342,147 @@ static int ber_decode_snmp(lua_State *L)
     return 1;
 }
 
+/* ---- ber.trap_json ---- */
+
+/* The buffer trap_json writes into, kept as its upvalue and reused (no allocation per
+ * call); replaced by a larger one (up to JSON_KEEP_MAX) when a record needs it. */
+struct json_buf {
+    size_t cap;
+    char data[];
+};
+
+#define JSON_BUF_INITIAL 4096
+#define JSON_KEEP_MAX (256 * 1024)
+
+static struct json_buf *json_buf_new(lua_State *L, size_t cap)
+{
+    struct json_buf *jb = lua_newuserdatauv(L, sizeof *jb + cap, 0);
+    jb->cap = cap;
+    return jb;
+}
+
+static int is_notification(uint8_t pdu)
+{
+    return pdu == SNMP_PDU_TRAP || pdu == SNMP_PDU_TRAPV2 || pdu == SNMP_PDU_INFORM;
+}
+
+/* Pushes version, community, pdu, request_id (nil for the v1 Trap-PDU). */
+static void push_scalars(lua_State *L, const struct snmp_msg *m)
+{
+    lua_pushstring(L, m->version == 0 ? "v1" : "v2c");
+    lua_pushlstring(L, (const char *)m->community.val, m->community.len);
+    lua_pushstring(L, snmp_pdu_name(m->pdu));
+    if (m->pdu == SNMP_PDU_TRAP)
+        lua_pushnil(L);
+    else
+        lua_pushinteger(L, m->request_id);
+}
+
+/* The second pass of snmp_json_record over m (m->next back at the bindings), into a
+ * buffer of the `need` bytes the first one measured. */
+static void json_again(lua_State *L, struct snmp_msg *m, char *out, size_t need)
+{
+    size_t len;
+    if (snmp_json_record(m, out, need, &len) != SNMP_OK || len != need)
+        luaL_error(L, "trap_json: the record changed between two passes");
+}
+
+/* The text trap_json returns: the head (the strings given after the packet, one after
+ * the other), the members, and "}" after a head. */
+struct json_text {
+    int first, last;           /* the head's stack indexes; last < first: no head */
+    size_t hlen, need, total;  /* the head's length, the members', the whole text's */
+};
+
+/* Checks the head strings and adds up their length. */
+static void json_head_measure(lua_State *L, struct json_text *t)
+{
+    t->hlen = 0;
+    for (int i = t->first; i <= t->last; i++) {
+        size_t n;
+        luaL_checklstring(L, i, &n);
+        if (n > SIZE_MAX / 2 - t->hlen)
+            luaL_argerror(L, i, "head too long");
+        t->hlen += n;
+    }
+}
+
+/* Writes the head before the members and the "}" after them. */
+static void json_frame(lua_State *L, char *out, const struct json_text *t)
+{
+    if (t->last < t->first)
+        return;
+    for (int i = t->first; i <= t->last; i++) {
+        size_t n;
+        const char *s = lua_tolstring(L, i, &n);
+        memcpy(out, s, n);
+        out += n;
+    }
+    out[t->need] = '}';
+}
+
+/* Pushes the scalars and the text of a record larger than JSON_KEEP_MAX (written again
+ * into a one-off buffer, not kept). */
+static int push_large(lua_State *L, struct snmp_msg *m, const struct json_text *t)
+{
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, t->total);
+    json_again(L, m, out + t->hlen, t->need);
+    json_frame(L, out, t);
+    luaL_pushresultsize(&b, t->total);
+    push_scalars(L, m);
+    lua_rotate(L, -5, -1);                  /* the text after the scalars */
+    return 5;
+}
+
+/* ber.trap_json(bytes [, head...]) -> version, community, pdu, request_id, members
+ *                                   | nil, reason, kind */
+static int ber_trap_json(lua_State *L)
+{
+    size_t len;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    struct json_text t = {2, lua_gettop(L), 0, 0, 0};
+    json_head_measure(L, &t);
+    size_t frame = t.hlen + (t.last >= t.first ? 1 : 0);
+    struct json_buf *jb = lua_touserdata(L, lua_upvalueindex(1));
+    struct snmp_msg m;
+    struct snmp_varbind vb;
+    enum snmp_status st = snmp_decode_header(&m, buf, len);
+    if (st != SNMP_OK)
+        return fail3(L, m.why, kind_name(st));
+    if (!is_notification(m.pdu)) {      /* checked as decode_snmp would, not written */
+        while ((st = snmp_next_varbind(&m, &vb)) == SNMP_OK)
+            ;
+        if (st != SNMP_END)
+            return fail3(L, m.why, kind_name(st));
+        push_scalars(L, &m);
+        lua_pushnil(L);
+        return 5;
+    }
+    struct ber_cur start = m.next;
+    size_t room = jb->cap > frame ? jb->cap - frame : 0;
+    st = snmp_json_record(&m, jb->data + (room ? t.hlen : 0), room, &t.need);
+    if (st != SNMP_OK)
+        return fail3(L, m.why, kind_name(st));
+    if (t.need > SIZE_MAX / 2 - frame)
+        return luaL_error(L, "trap_json: record too large");
+    t.total = t.need + frame;
+    if (t.need > room) {
+        /* Write it again into a buffer that fits; kept for the next records when not
+         * too large. The bindings were all accepted, so the text is the same. */
+        m.next = start;
+        if (t.total > JSON_KEEP_MAX)
+            return push_large(L, &m, &t);
+        jb = json_buf_new(L, t.total);
+        lua_replace(L, lua_upvalueindex(1));
+        json_again(L, &m, jb->data + t.hlen, t.need);
+    }
+    json_frame(L, jb->data, &t);
+    push_scalars(L, &m);
+    lua_pushlstring(L, jb->data, t.total);
+    return 5;
+}
+
 /* ---- ber.inform_response ---- */
 
 /* ber.inform_response(bytes) -> response bytes | nil, reason, kind */
@@ -398,11 +560,15 @@ static const luaL_Reg ber_funcs[] = {
     {"decode_snmp", ber_decode_snmp},
     {"inform_response", ber_inform_response},
     {"decode", ber_decode},
+    {"trap_json", NULL},                    /* set below, with its buffer as upvalue */
     {NULL, NULL},
 };
 
 int luaopen_luadgram_ber(lua_State *L)
 {
     luaL_newlib(L, ber_funcs);
+    json_buf_new(L, JSON_BUF_INITIAL);
+    lua_pushcclosure(L, ber_trap_json, 1);
+    lua_setfield(L, -2, "trap_json");
     return 1;
 }

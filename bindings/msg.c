@@ -20,9 +20,15 @@ struct msg_obj {
     struct wlistener *wl;
 };
 
+/* The message at 1, for msg:reply. Hot path: instead of luaL_checkudata (a registry lookup
+ * by name per call) the metatable is compared with upvalue 1 of msg_reply. */
 static struct msg_obj *msg_check(lua_State *L)
 {
-    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    struct msg_obj *m = lua_touserdata(L, 1);
+    int ok = m && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
+    if (!ok)
+        luaL_typeerror(L, 1, MSG_META);
+    lua_pop(L, 1);
     if (!m->d)
         luaL_error(L, "message expired (a message is valid only during its message call)");
     return m;
@@ -43,16 +49,16 @@ static int msg_reply(lua_State *L)
         return 2;
     }
     struct sockaddr_storage from;
-    memset(&from, 0, sizeof from);
     from.ss_family = AF_UNSPEC;
     unsigned ifindex = 0;
     if ((d->has & DG_HAS_DST) && (d->dst.ss_family == AF_INET || d->dst.ss_family == AF_INET6)) {
         ifindex = d->ifindex;
-        int group = (d->flags & DG_MCAST) || worker_is_bcast(m->wl->w, d);
-        if (!group) {
-            from = d->dst;
-        } else if (d->dst.ss_family == AF_INET && (d->has & DG_HAS_SPEC_DST)) {
-            from = d->spec_dst; /* the interface's own address */
+        if (d->dst.ss_family == AF_INET && (d->has & DG_HAS_SPEC_DST)) {
+            /* The kernel's ipi_spec_dst: the destination itself for unicast, the
+             * interface's own address for broadcast and multicast. */
+            memcpy(&from, &d->spec_dst, sizeof(struct sockaddr_in));
+        } else if (!(d->flags & DG_MCAST)) {
+            memcpy(&from, &d->dst, sizeof(struct sockaddr_in6));
         } else {
             from.ss_family = d->dst.ss_family; /* unspecified address: kernel picks */
         }
@@ -91,17 +97,19 @@ static void msg_push_opt_int(lua_State *L, int present, lua_Integer v)
         lua_pushnil(L);
 }
 
-/* __index: computes the field asked for. */
+/* __index: computes the field asked for. Only ever called with a message at 1 (the
+ * metatable is hidden behind __metatable, so no other value can reach it). Upvalue 1: the
+ * msg_reply closure. */
 static int msg_index(lua_State *L)
 {
-    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    struct msg_obj *m = lua_touserdata(L, 1);
     size_t klen;
     const char *k = lua_tolstring(L, 2, &klen);
     if (!k)
         return 0;
     if (!m->d) {
         if (strcmp(k, "reply") == 0) { /* let the call itself report the expiry */
-            lua_pushcfunction(L, msg_reply);
+            lua_pushvalue(L, lua_upvalueindex(1));
             return 1;
         }
         return luaL_error(L, "message expired (a message is valid only during its message "
@@ -172,7 +180,7 @@ static int msg_index(lua_State *L)
         break;
     case 'r':
         if (strcmp(k, "reply") == 0) {
-            lua_pushcfunction(L, msg_reply);
+            lua_pushvalue(L, lua_upvalueindex(1));
             return 1;
         }
         break;
@@ -230,12 +238,17 @@ struct msg_obj *msg_new(lua_State *L, struct wlistener *wl)
     m->wl = wl;
     if (luaL_newmetatable(L, MSG_META)) {
         static const luaL_Reg meta[] = {
-            {"__index", msg_index},
             {"__newindex", msg_newindex},
             {"__tostring", msg_tostring},
             {NULL, NULL},
         };
         luaL_setfuncs(L, meta, 0);
+        lua_pushvalue(L, -1);
+        lua_pushcclosure(L, msg_reply, 1);  /* reply knows the metatable */
+        lua_pushcclosure(L, msg_index, 1);  /* __index hands out that one closure */
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, MSG_META);
+        lua_setfield(L, -2, "__metatable"); /* getmetatable(msg) cannot reach __index */
     }
     lua_setmetatable(L, -2);
     return m;

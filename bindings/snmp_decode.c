@@ -1,8 +1,11 @@
 /* bindings/snmp_decode.c: SNMPv1/v2c message decoding over the BER reader, RFC 3584 trap
- * OIDs, text/hex presentation helpers, Opaque-wrapped numbers and the inform
- * acknowledgement. Every function that reads the packet fails through one label. */
+ * OIDs, text/hex presentation helpers, Opaque-wrapped numbers, the inform acknowledgement,
+ * and the record as JSON text (a bounded writer: scripts/snmptrap.lua's fast path). Every
+ * function that reads the packet fails through one label. */
 #include "snmp_decode.h"
 
+#include <float.h>
+#include <stdio.h>
 #include <string.h>
 
 /* ---- well-known OIDs ---- */
@@ -298,7 +301,9 @@ size_t snmp_v1_trap_oid(const struct snmp_msg *m, char *out)
 
 /* ---- presentation ---- */
 
-int snmp_is_text(const uint8_t *v, size_t n)
+/* Valid UTF-8 without C0 controls but TAB, LF, CR, without DEL, and (unless allow_c1)
+ * without C1 controls. */
+static int utf8_text(const uint8_t *v, size_t n, int allow_c1)
 {
     size_t i = 0;
     while (i < n) {
@@ -329,11 +334,21 @@ int snmp_is_text(const uint8_t *v, size_t n)
         }
         if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
             return 0;
-        if (cp < 0xa0)                  /* C1 controls */
+        if (cp < 0xa0 && !allow_c1)     /* C1 controls */
             return 0;
         i += extra + 1;
     }
     return 1;
+}
+
+int snmp_is_text(const uint8_t *v, size_t n)
+{
+    return utf8_text(v, n, 0);
+}
+
+int snmp_is_text_c1(const uint8_t *v, size_t n)
+{
+    return utf8_text(v, n, 1);
 }
 
 void snmp_hex(const uint8_t *v, size_t n, char *out)
@@ -349,14 +364,7 @@ void snmp_hex(const uint8_t *v, size_t n, char *out)
 
 size_t snmp_u64_str(uint64_t x, char *out)
 {
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    for (size_t k = 0; k < n; k++)
-        out[k] = tmp[n - 1 - k];
+    size_t n = ber_u64_format(x, out);
     out[n] = '\0';
     return n;
 }
@@ -489,4 +497,389 @@ size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out)
     p += 3;
     p = put_tlv(p, &m->varbinds);
     return (size_t)(p - out);
+}
+
+const char *snmp_opaque_name(enum snmp_opaque_kind kind)
+{
+    static const char *const names[] = {NULL, "Float", "Double", "Integer64", "Unsigned64",
+                                        "Counter64"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : NULL;
+}
+
+/* ---- the JSON record ---- */
+
+/* A bounded writer: what does not fit in out[0 .. cap) is counted in len, not written. */
+struct jw {
+    char *out;
+    size_t cap;
+    size_t len;        /* the length of the whole text so far (saturates at SIZE_MAX) */
+};
+
+/* jw_put once the text no longer fits: writes what still does, counts the rest. */
+static void jw_put_past(struct jw *w, const void *s, size_t n)
+{
+    if (w->len < w->cap) {
+        size_t room = w->cap - w->len;
+        memcpy(w->out + w->len, s, n < room ? n : room);
+    }
+    w->len = n > SIZE_MAX - w->len ? SIZE_MAX : w->len + n;
+}
+
+static inline void jw_put(struct jw *w, const void *s, size_t n)
+{
+    if (w->len <= w->cap && n <= w->cap - w->len) {
+        memcpy(w->out + w->len, s, n);
+        w->len += n;
+    } else {
+        jw_put_past(w, s, n);
+    }
+}
+
+#define JW_LIT(w, lit) jw_put((w), lit, sizeof lit - 1)
+
+/* Where n bytes can be written in place, or NULL when they do not fit (the caller then
+ * writes through jw_put); jw_commit(w, k) takes k <= n of them. */
+static inline char *jw_room(struct jw *w, size_t n)
+{
+    return w->len <= w->cap && n <= w->cap - w->len ? w->out + w->len : NULL;
+}
+
+static inline void jw_commit(struct jw *w, size_t k)
+{
+    w->len += k;
+}
+
+/* lua-cjson's string escapes: controls as \b \t \n \f \r or \u00XX, DEL as \u007f, and
+ * '"', '\' and '/' after a backslash. 1 for the bytes that need one. */
+static const uint8_t json_escaped[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,     /* 0x10 */
+    ['"'] = 1, ['/'] = 1, ['\\'] = 1, [0x7f] = 1,
+};
+
+static size_t json_escape(uint8_t c, char e[6])
+{
+    static const char digits[] = "0123456789abcdef";
+    static const char short_form[] = "btn\0fr";     /* 8 .. 13; \0: none (VT) */
+    e[0] = '\\';
+    if (c == '"' || c == '\\' || c == '/') {
+        e[1] = (char)c;
+        return 2;
+    }
+    if (c >= 8 && c <= 13 && short_form[c - 8]) {
+        e[1] = short_form[c - 8];
+        return 2;
+    }
+    memcpy(e + 1, "u00", 3);
+    e[4] = digits[c >> 4];
+    e[5] = digits[c & 15];
+    return 6;
+}
+
+/* v[0 .. n) as a JSON string, escaped as lua-cjson does (the bytes must be UTF-8). */
+static void jw_str(struct jw *w, const uint8_t *v, size_t n)
+{
+    size_t run = 0;
+    JW_LIT(w, "\"");
+    for (size_t i = 0; i < n; i++) {
+        if (!json_escaped[v[i]])
+            continue;
+        char e[6];
+        jw_put(w, v + run, i - run);
+        jw_put(w, e, json_escape(v[i], e));
+        run = i + 1;
+    }
+    jw_put(w, v + run, n - run);
+    JW_LIT(w, "\"");
+}
+
+/* "de ad be ef" (snmp_hex) as a JSON string. */
+static void jw_hex(struct jw *w, const uint8_t *v, size_t n)
+{
+    JW_LIT(w, "\"");
+    char *p = n && n < w->cap / 3 ? jw_room(w, 3 * n - 1) : NULL;
+    if (p) {
+        snmp_hex(v, n, p);
+        jw_commit(w, 3 * n - 1);
+    } else {
+        char chunk[3 * 32];
+        for (size_t i = 0; i < n; i += 32) {
+            size_t k = n - i < 32 ? n - i : 32;
+            if (i)
+                JW_LIT(w, " ");
+            snmp_hex(v + i, k, chunk);
+            jw_put(w, chunk, 3 * k - 1);
+        }
+    }
+    JW_LIT(w, "\"");
+}
+
+static void jw_u64(struct jw *w, uint64_t x)
+{
+    char buf[20];
+    jw_put(w, buf, ber_u64_format(x, buf));
+}
+
+static void jw_i64(struct jw *w, int64_t x)
+{
+    if (x < 0)
+        JW_LIT(w, "-");
+    jw_u64(w, x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x);
+}
+
+/* A number the way lua-cjson writes it with encode_number_precision(14) and
+ * encode_invalid_numbers("null"). */
+static void jw_double(struct jw *w, double d)
+{
+    if (d != d || d > DBL_MAX || d < -DBL_MAX) {
+        JW_LIT(w, "null");
+        return;
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%.14g", d);
+    if (n <= 0 || (size_t)n >= sizeof buf)
+        return;                         /* cannot happen: at most 21 characters */
+    for (int i = 0; i < n; i++)
+        if (buf[i] == ',')              /* a locale's decimal comma, as lua-cjson fixes it */
+            buf[i] = '.';
+    jw_put(w, buf, (size_t)n);
+}
+
+/* Checked OID content as "1.3.6..." in quotes. */
+static void jw_oid(struct jw *w, const uint8_t *v, size_t n)
+{
+    char *p = jw_room(w, BER_OID_STR_MAX + 2);
+    if (p) {
+        p[0] = '"';
+        size_t k = ber_oid_format(v, n, p + 1);     /* its NUL is overwritten */
+        p[k + 1] = '"';
+        jw_commit(w, k + 2);
+        return;
+    }
+    char tmp[BER_OID_STR_MAX];
+    size_t k = ber_oid_format(v, n, tmp);
+    JW_LIT(w, "\"");
+    jw_put(w, tmp, k);
+    JW_LIT(w, "\"");
+}
+
+/* Four octets as "a.b.c.d" in quotes. */
+static void jw_ipv4(struct jw *w, const uint8_t *a)
+{
+    char buf[18];
+    size_t k = 0;
+    buf[k++] = '"';
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            buf[k++] = '.';
+        k += ber_u64_format(a[i], buf + k);
+    }
+    buf[k++] = '"';
+    jw_put(w, buf, k);
+}
+
+/* Octets as the Lua path gives them: the text when it is text, else hex and hex_member
+ * (",\"hex\":true"). */
+static void jw_octets(struct jw *w, const uint8_t *v, size_t n, int text,
+                      const char *hex_member, size_t hex_member_len)
+{
+    if (text) {
+        jw_str(w, v, n);
+        return;
+    }
+    jw_hex(w, v, n);
+    jw_put(w, hex_member, hex_member_len);
+}
+
+#define HEX_MEMBER ",\"hex\":true"
+
+static void jw_opaque(struct jw *w, const uint8_t *v, size_t n)
+{
+    struct snmp_opaque o;
+    snmp_opaque_decode(v, n, &o);
+    if (o.kind == SNMP_OPQ_NONE)
+        return;
+    JW_LIT(w, ",\"opaque_type\":\"");
+    const char *name = snmp_opaque_name(o.kind);
+    jw_put(w, name, strlen(name));
+    JW_LIT(w, "\",\"opaque_value\":");
+    switch (o.kind) {
+    case SNMP_OPQ_FLOAT:
+    case SNMP_OPQ_DOUBLE:
+        jw_double(w, o.d);
+        break;
+    case SNMP_OPQ_I64:                  /* the handler gives 64-bit integers as strings */
+        JW_LIT(w, "\"");
+        jw_i64(w, o.i);
+        JW_LIT(w, "\"");
+        break;
+    default:
+        JW_LIT(w, "\"");
+        jw_u64(w, o.u);
+        JW_LIT(w, "\"");
+        break;
+    }
+}
+
+/* {"oid":..,"type":..,"value":..,...} for one binding (of a type snmp_next_varbind
+ * accepts). */
+static void jw_varbind(struct jw *w, const struct snmp_varbind *vb)
+{
+    JW_LIT(w, "{\"oid\":");
+    jw_oid(w, vb->oid, vb->oid_len);
+    switch (vb->type) {
+    case BER_INTEGER:
+        JW_LIT(w, ",\"type\":\"INTEGER\",\"value\":");
+        jw_i64(w, vb->i);
+        break;
+    case SNMP_COUNTER32:
+        JW_LIT(w, ",\"type\":\"Counter32\",\"value\":");
+        jw_u64(w, vb->u);
+        break;
+    case SNMP_GAUGE32:
+        JW_LIT(w, ",\"type\":\"Gauge32\",\"value\":");
+        jw_u64(w, vb->u);
+        break;
+    case SNMP_TIMETICKS:
+        JW_LIT(w, ",\"type\":\"TimeTicks\",\"value\":");
+        jw_u64(w, vb->u);
+        break;
+    case SNMP_COUNTER64:
+        JW_LIT(w, ",\"type\":\"Counter64\",\"value\":\"");
+        jw_u64(w, vb->u);
+        JW_LIT(w, "\"");
+        break;
+    case BER_OID:
+        JW_LIT(w, ",\"type\":\"OBJECT IDENTIFIER\",\"value\":");
+        jw_oid(w, vb->val, vb->val_len);
+        break;
+    case SNMP_IPADDRESS:
+        JW_LIT(w, ",\"type\":\"IpAddress\",\"value\":");
+        jw_ipv4(w, vb->val);
+        break;
+    case BER_OCTET_STRING:
+        JW_LIT(w, ",\"type\":\"OCTET STRING\",\"value\":");
+        jw_octets(w, vb->val, vb->val_len, snmp_is_text(vb->val, vb->val_len),
+                  HEX_MEMBER, sizeof HEX_MEMBER - 1);
+        break;
+    case SNMP_OPAQUE:
+        JW_LIT(w, ",\"type\":\"Opaque\",\"value\":");
+        jw_octets(w, vb->val, vb->val_len, 0, HEX_MEMBER, sizeof HEX_MEMBER - 1);
+        jw_opaque(w, vb->val, vb->val_len);
+        break;
+    default: {                          /* NULL and the exceptions: no value */
+        const char *name = snmp_type_name(vb->type);
+        JW_LIT(w, ",\"type\":\"");
+        if (name)
+            jw_put(w, name, strlen(name));
+        JW_LIT(w, "\"");
+        break;
+    }
+    }
+    JW_LIT(w, "}");
+}
+
+/* The v1 Trap-PDU's fields, with its SNMPv2 uptime and trap_oid (RFC 3584 §3.1). */
+static void jw_v1_fields(struct jw *w, const struct snmp_msg *m)
+{
+    char trap_oid[SNMP_TRAP_OID_STR_MAX];
+    JW_LIT(w, ",\"uptime\":");
+    jw_u64(w, m->time_stamp);
+    JW_LIT(w, ",\"trap_oid\":\"");
+    jw_put(w, trap_oid, snmp_v1_trap_oid(m, trap_oid));
+    JW_LIT(w, "\",\"enterprise\":");
+    jw_oid(w, m->enterprise, m->enterprise_len);
+    JW_LIT(w, ",\"agent_addr\":");
+    jw_ipv4(w, m->agent_addr);
+    JW_LIT(w, ",\"generic_trap\":");
+    jw_i64(w, m->generic_trap);
+    JW_LIT(w, ",\"specific_trap\":");
+    jw_i64(w, m->specific_trap);
+}
+
+/* The first bindings, read ahead of the list (for uptime and trap_oid) and then written
+ * from here rather than read twice. */
+struct read_ahead {
+    struct snmp_varbind vb[2];
+    enum snmp_status st[2];
+    size_t n, next;     /* read ahead; handed out */
+};
+
+/* trapv2/inform: request_id, then uptime and trap_oid from the first two bindings when they
+ * are sysUpTime.0 (TimeTicks) and snmpTrapOID.0 (OID) (RFC 3416 §4.2.6). */
+static void jw_v2_fields(struct jw *w, struct snmp_msg *m, struct read_ahead *ra)
+{
+    JW_LIT(w, ",\"request_id\":");
+    jw_i64(w, m->request_id);
+    ra->st[0] = snmp_next_varbind(m, &ra->vb[0]);
+    ra->n = 1;
+    if (ra->st[0] != SNMP_OK)
+        return;
+    const struct snmp_varbind *vb = &ra->vb[0];
+    if (vb->type == SNMP_TIMETICKS && snmp_oid_is(vb->oid, vb->oid_len, &SNMP_SYSUPTIME_0)) {
+        JW_LIT(w, ",\"uptime\":");
+        jw_u64(w, vb->u);
+    }
+    ra->st[1] = snmp_next_varbind(m, &ra->vb[1]);
+    ra->n = 2;
+    vb = &ra->vb[1];
+    if (ra->st[1] == SNMP_OK && vb->type == BER_OID &&
+        snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPOID_0)) {
+        JW_LIT(w, ",\"trap_oid\":");
+        jw_oid(w, vb->val, vb->val_len);
+    }
+}
+
+/* The next binding: one read ahead, or the next in the list. */
+static enum snmp_status next_binding(struct snmp_msg *m, struct read_ahead *ra,
+                                     const struct snmp_varbind **vb)
+{
+    if (ra->next < ra->n) {
+        *vb = &ra->vb[ra->next];
+        return ra->st[ra->next++];
+    }
+    *vb = &ra->vb[0];
+    return snmp_next_varbind(m, &ra->vb[0]);
+}
+
+enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len)
+{
+    struct jw w = {out, cap, 0};
+    struct read_ahead ra;
+    const struct snmp_varbind *vb;
+    enum snmp_status st;
+    size_t n = 0;
+
+    *len = 0;
+    ra.n = ra.next = 0;
+    if (m->version == 0)
+        JW_LIT(&w, "\"version\":\"v1\",\"community\":");
+    else
+        JW_LIT(&w, "\"version\":\"v2c\",\"community\":");
+    jw_octets(&w, m->community.val, m->community.len,
+              snmp_is_text_c1(m->community.val, m->community.len),
+              ",\"community_hex\":true", sizeof ",\"community_hex\":true" - 1);
+    JW_LIT(&w, ",\"pdu\":\"");
+    const char *pdu = snmp_pdu_name(m->pdu);
+    if (pdu)
+        jw_put(&w, pdu, strlen(pdu));
+    JW_LIT(&w, "\"");
+    if (m->pdu == SNMP_PDU_TRAP)
+        jw_v1_fields(&w, m);
+    else
+        jw_v2_fields(&w, m, &ra);
+    JW_LIT(&w, ",\"bindings\":");
+    while ((st = next_binding(m, &ra, &vb)) == SNMP_OK) {
+        jw_put(&w, n ? "," : "[", 1);
+        jw_varbind(&w, vb);
+        n++;
+    }
+    if (st != SNMP_END)
+        return st;
+    if (n)
+        JW_LIT(&w, "]");
+    else
+        JW_LIT(&w, "{}");       /* lua-cjson 2.1 writes an empty table as an object */
+    *len = w.len;
+    return SNMP_OK;
 }

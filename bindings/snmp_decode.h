@@ -1,6 +1,7 @@
 /* bindings/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
  * bytes into C records that point into the packet (no allocation), the RFC 3584 §3.1
- * translation pieces for v1 traps, and the Response-PDU that acknowledges an InformRequest.
+ * translation pieces for v1 traps, the Response-PDU that acknowledges an InformRequest, and
+ * the collector's record written as JSON text in one pass (no Lua table).
  * Built on the bounded reader of ber.h; the Lua face is module_ber.c. */
 #ifndef LUADGRAM_SNMP_DECODE_H
 #define LUADGRAM_SNMP_DECODE_H
@@ -112,6 +113,9 @@ int snmp_oid_is(const uint8_t *oid, size_t len, const struct snmp_wellknown *w);
 /* 1 when v[0 .. n) is text: valid UTF-8 (no overlongs, surrogates or code points past
  * U+10FFFF) without control characters other than TAB, LF and CR. */
 int snmp_is_text(const uint8_t *v, size_t n);
+/* snmp_is_text, but C1 controls (U+0080 .. U+009F) count as text: the test a record's
+ * community has always had (Lua's utf8.len and no C0 control but TAB, LF, CR, nor DEL). */
+int snmp_is_text_c1(const uint8_t *v, size_t n);
 /* Writes "de ad be ef" (3n - 1 characters, no NUL) for n > 0. */
 void snmp_hex(const uint8_t *v, size_t n, char *out);
 /* Writes x in decimal with a NUL into out[21]; returns the length. */
@@ -129,6 +133,8 @@ struct snmp_opaque {
 };
 /* Recognises an Opaque value's content; kind is SNMP_OPQ_NONE for anything else. */
 void snmp_opaque_decode(const uint8_t *v, size_t n, struct snmp_opaque *o);
+/* "Float", "Double", "Integer64", "Unsigned64", "Counter64"; NULL for SNMP_OPQ_NONE. */
+const char *snmp_opaque_name(enum snmp_opaque_kind kind);
 
 /* The SNMPv2c Response-PDU that acknowledges the InformRequest m (decoded by snmp_decode):
  * same version, community, request-id and VarBindList content, error-status and error-index
@@ -136,5 +142,27 @@ void snmp_opaque_decode(const uint8_t *v, size_t n, struct snmp_opaque *o);
 size_t snmp_inform_response_size(const struct snmp_msg *m);
 /* Writes it to out (snmp_inform_response_size(m) bytes); returns the length written. */
 size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out);
+
+/* ---- the JSON record ----
+ * snmp_json_record writes the decoded part of scripts/snmptrap.lua's JSON Lines record for
+ * the notification m (a "trap", "trapv2" or "inform" read by snmp_decode_header, its
+ * bindings not yet read): the object's members without the braces, in this order,
+ *   "version":"v2c","community":"public"[,"community_hex":true],"pdu":"trapv2",
+ *   "request_id":N (trapv2, inform),"uptime":N,"trap_oid":"1.3...",
+ *   "enterprise":"..","agent_addr":"a.b.c.d","generic_trap":N,"specific_trap":N (v1),
+ *   "bindings":[{"oid":"..","type":"..","value":..[,"hex":true]
+ *                [,"opaque_type":"..","opaque_value":..]},...]   ({} when there are none)
+ * with the keys, types and values the Lua path (ber.decode_snmp, then the handler's record,
+ * encoded by lua-cjson 2.1 with 14 significant digits) gives, byte for byte the way lua-cjson
+ * writes a string ("/" as "\/", controls as \n or \u001f, DEL as \u007f) and a number.
+ * Every string written is valid UTF-8: OCTET STRING text is copied only when snmp_is_text
+ * (the community: snmp_is_text_c1), else given in hex.
+ *
+ * It reads the bindings with snmp_next_varbind as it writes, so a malformed binding fails
+ * the whole record: SNMP_MALFORMED with m->why. Writes at most cap bytes to out (no NUL);
+ * *len gets the length of the whole text, which may exceed cap: out then holds only its
+ * first cap bytes, and the caller, after restoring m->next to where it was, calls again
+ * with a buffer of *len bytes. */
+enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len);
 
 #endif

@@ -89,18 +89,48 @@ static void dispatch_account(struct wsock *ws, const struct dgram *d)
                  "full; raise recv.rcvbuf)", wl->cfg->name, dropped);
 }
 
-static void dispatch_one(struct wsock *ws, struct dgram *d)
+/* A batch being handed to H.message: i is the next datagram. */
+struct dispatch_batch {
+    struct wsock *ws;
+    struct dgram *recs;
+    int n, i;
+};
+
+/* Protected: calls H.message for datagrams i..n-1 of the batch at 1, each with its own
+ * budget. One protected call for the batch instead of one per datagram; when a handler
+ * raises, the caller counts that datagram and calls again from the next one, so an error
+ * still costs only its own datagram and order is kept. */
+static int dispatch_batch_p(lua_State *L)
+{
+    struct dispatch_batch *b = lua_touserdata(L, 1);
+    struct wlistener *wl = b->ws->wl;
+    for (; b->i < b->n; b->i++) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
+        msg_bind(wl->msg, &b->recs[b->i], b->ws);
+        worker_budget_restart(wl->w);
+        lua_call(L, 1, 0);
+        msg_unbind(wl->msg);
+        lstats_add(wl->stats, LS_HANDLED, 1);
+    }
+    return 0;
+}
+
+static void dispatch_batch(struct wsock *ws, struct dgram *recs, int n)
 {
     struct wlistener *wl = ws->wl;
     struct worker *w = wl->w;
-    lua_State *L = w->L;
-    dispatch_account(ws, d);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
-    msg_bind(wl->msg, d, ws);
-    if (worker_call(w, wl, 1, "message") == 0)
-        lstats_add(wl->stats, LS_HANDLED, 1);
-    msg_unbind(wl->msg);
+    for (int i = 0; i < n; i++)
+        dispatch_account(ws, &recs[i]);
+    struct dispatch_batch b = {ws, recs, n, 0};
+    while (b.i < b.n) {
+        lua_pushcfunction(w->L, dispatch_batch_p);
+        lua_pushlightuserdata(w->L, &b);
+        if (worker_call(w, wl, 1, "message") != 0) {
+            msg_unbind(wl->msg); /* the datagram whose handler raised is dropped (counted) */
+            b.i++;
+        }
+    }
 }
 
 static int dispatch_is_sock_error(int e)
@@ -143,8 +173,7 @@ void dispatch_readable(evutil_socket_t fd, short what, void *arg)
             break;
         }
         w->in_batch = 1;
-        for (int i = 0; i < n; i++)
-            dispatch_one(ws, &wl->ring.recs[i]);
+        dispatch_batch(ws, wl->ring.recs, n);
         w->in_batch = 0;
         sendq_flush(w);
         if ((unsigned)n < wl->ring.batch)

@@ -77,7 +77,7 @@ static int cmsg_next(const uint8_t *control, size_t controllen, size_t *off,
 static void put_v4(struct sockaddr_storage *sa, struct in_addr a, uint16_t port)
 {
     struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-    memset(sa, 0, sizeof *sa);
+    memset(in4, 0, sizeof *in4); /* the rest of the storage is never read for AF_INET */
     in4->sin_family = AF_INET;
     in4->sin_addr = a;
     in4->sin_port = htons(port);
@@ -106,7 +106,7 @@ static void parse_pktinfo6(struct dgram *d, const struct cmsg_view *v, uint16_t 
     if ((d->has & DG_HAS_SPEC_DST) && IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr))
         return;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&d->dst;
-    memset(&d->dst, 0, sizeof d->dst);
+    memset(in6, 0, sizeof *in6);
     in6->sin6_family = AF_INET6;
     in6->sin6_addr = pi.ipi6_addr;
     in6->sin6_port = htons(port);
@@ -212,8 +212,10 @@ static void parse_socket(struct dgram *d, const struct cmsg_view *v)
 void dgram_parse_control(struct dgram *d, const void *control, size_t controllen,
                          int msg_flags, uint16_t local_port)
 {
-    memset(&d->dst, 0, sizeof d->dst);
-    memset(&d->spec_dst, 0, sizeof d->spec_dst);
+    /* Per datagram: reset only what says "absent" (the addresses are read only when
+     * their DG_HAS_ bit is set), not 256 bytes of storage. */
+    d->dst.ss_family = AF_UNSPEC;
+    d->spec_dst.ss_family = AF_UNSPEC;
     d->ifindex = 0;
     d->has = 0;
     d->ttl = d->tos = 0;
@@ -321,7 +323,7 @@ void recv_ring_free(struct recv_ring *ring)
  * sender. */
 static void fill_peer(struct dgram *d, const struct sockaddr_storage *name, socklen_t len)
 {
-    memset(&d->peer, 0, sizeof d->peer);
+    d->peer.ss_family = AF_UNSPEC; /* only the first peerlen bytes are ever read */
     d->peerlen = 0;
     if (len > sizeof d->peer)
         len = sizeof d->peer;
@@ -353,7 +355,7 @@ int recv_batch(int fd, struct recv_ring *ring, uint16_t local_port)
         struct dgram *d = &ring->recs[i];
         struct msghdr *mh = &p->msgs[i].msg_hdr;
         uint8_t *data = p->bufs + (size_t)i * ring->size;
-        memset(d, 0, sizeof *d);
+        d->flags = 0; /* every other field is set below (optional ones with their has bit) */
         d->data = data;
         d->size = p->msgs[i].msg_len;
         d->len = d->size < ring->size ? d->size : ring->size;
@@ -363,7 +365,9 @@ int recv_batch(int fd, struct recv_ring *ring, uint16_t local_port)
         size_t clen = mh->msg_controllen < RECV_CONTROL_SIZE ? mh->msg_controllen
                                                              : RECV_CONTROL_SIZE;
         dgram_parse_control(d, mh->msg_control, clen, mh->msg_flags, local_port);
-        close_passed_fds(mh->msg_control, clen);
+        /* Only unix peers can pass descriptors: IP datagrams skip a second walk. */
+        if (d->peer.ss_family != AF_INET && d->peer.ss_family != AF_INET6)
+            close_passed_fds(mh->msg_control, clen);
         if ((d->has & DG_HAS_DST) && dgram_is_mcast((const struct sockaddr *)&d->dst))
             d->flags |= DG_MCAST;
     }

@@ -155,26 +155,28 @@ void sendq_flush(struct worker *w)
         sendq_pause_reads(w, 0);
 }
 
-int sendq_push(struct worker *w, const struct send_item *it, struct lstats *owner)
+struct send_item *sendq_reserve(struct worker *w, size_t len, struct lstats *owner, int *err)
 {
     struct sendq *q = &w->sq;
-    if (it->len > q->arena_cap)
-        return EMSGSIZE;
-    if (q->n == q->cap || q->arena_cap - q->used < it->len) {
+    if (len > q->arena_cap) {
+        *err = EMSGSIZE;
+        return NULL;
+    }
+    if (q->n == q->cap || q->arena_cap - q->used < len) {
         sendq_flush(w);
         sendq_compact(q);
-        if (q->n == q->cap || q->arena_cap - q->used < it->len) {
+        if (q->n == q->cap || q->arena_cap - q->used < len) {
             if (owner)
                 lstats_add(owner, LS_SEND_DROPPED, 1);
-            return ENOBUFS;
+            *err = ENOBUFS;
+            return NULL;
         }
     }
     struct send_item *slot = &q->items[q->n];
-    *slot = *it;
-    memcpy(q->arena + q->used, it->data, it->len);
     slot->data = q->arena + q->used;
-    q->used += it->len;
+    slot->len = len;
+    q->used += len;
     q->owners[q->n] = owner;
     q->n++;
-    return 0;
+    return slot;
 }

@@ -11,10 +11,11 @@ int sendq_init(struct sendq *q, unsigned cap, size_t arena_cap);
  * stopped) are counted as send_dropped and logged. */
 void sendq_free(struct sendq *q, struct logger *lg);
 
-/* Appends one datagram (data copied). Flushes first when full. Returns 0, or ENOBUFS when
- * there is no room because the queue is blocked on a socket (counted as send_dropped), or
- * EMSGSIZE when len exceeds the arena. */
-int sendq_push(struct worker *w, const struct send_item *it, struct lstats *owner);
+/* Takes the next slot with len bytes of the arena at slot->data (the caller fills the
+ * slot and copies the payload in: no intermediate copy). Flushes first when full. Returns
+ * NULL with *err = ENOBUFS when there is no room because the queue is blocked on a socket
+ * (counted as send_dropped), or EMSGSIZE when len exceeds the arena. */
+struct send_item *sendq_reserve(struct worker *w, size_t len, struct lstats *owner, int *err);
 
 /* Sends what is queued. Errors other than EAGAIN are counted, logged (rate-limited) and the
  * item skipped; EAGAIN keeps the rest and waits for writability. */

@@ -71,13 +71,18 @@ static void worker_budget_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* lua_pcall under the budget; on error leaves the message (with traceback) on the stack. */
-static int worker_pcall(struct worker *w, int nargs, int nresults)
+void worker_budget_restart(struct worker *w)
 {
-    lua_State *L = w->L;
     w->budget_hit = 0;
     w->budget_left = w->cfg->handler_budget;
     if (w->budget_step > 0) /* restarts the main thread's count */
-        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+        lua_sethook(w->L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+}
+
+static int worker_pcall(struct worker *w, int nargs, int nresults)
+{
+    lua_State *L = w->L;
+    worker_budget_restart(w);
     w->in_call = 1;
     int st = lua_pcall(L, nargs, nresults, 1);
     w->in_call = 0;
@@ -115,21 +120,25 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
                 const struct sockaddr_storage *from, unsigned ifindex, const void *data,
                 size_t len)
 {
-    struct send_item it;
-    it.fd = ws->fd;
-    it.family = ws->family; /* known: no getsockopt per flush */
-    if (tolen > sizeof it.to)
+    if (tolen > sizeof(struct sockaddr_storage))
         return EINVAL;
-    memset(&it.to, 0, sizeof it.to);
-    memcpy(&it.to, to, tolen);
-    it.tolen = tolen;
-    it.from = *from;
-    it.ifindex = ifindex;
-    it.data = data;
-    it.len = len;
-    int err = sendq_push(w, &it, ws->wl->stats);
-    if (err)
+    int err;
+    struct send_item *it = sendq_reserve(w, len, ws->wl->stats, &err);
+    if (!it)
         return err;
+    it->fd = ws->fd;
+    it->family = ws->family; /* known: no getsockopt per flush */
+    memcpy(&it->to, to, tolen);
+    it->tolen = tolen;
+    /* Only the family's own bytes: send_batch reads no more of them. */
+    if (from->ss_family == AF_INET)
+        memcpy(&it->from, from, sizeof(struct sockaddr_in));
+    else if (from->ss_family == AF_INET6)
+        memcpy(&it->from, from, sizeof(struct sockaddr_in6));
+    else
+        it->from.ss_family = from->ss_family;
+    it->ifindex = ifindex;
+    memcpy((uint8_t *)it->data, data, len);
     if (!w->in_batch)
         sendq_flush(w);
     return 0;

@@ -131,6 +131,10 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
 struct wsock *worker_sock_for(struct worker *w, const char *name, const struct sockaddr *to,
                               const char **err);
 
+/* Gives the next handler call its full budget: called before each datagram when several
+ * are handled inside one protected call (dispatch.c). */
+void worker_budget_restart(struct worker *w);
+
 /* Sends what is queued now (outside a batch: after a timer, at stop). */
 void worker_flush(struct worker *w);
 
