@@ -1,7 +1,10 @@
 /* fuzz/fuzz_ber.c: arbitrary bytes as an SNMP datagram, straight into the C decoder
  * (snmp_decode.c over ber.c), every binding presented as the Lua module would (OID text,
- * text/hex, Opaque numbers), an inform answered and the answer decoded again; and the same
- * bytes walked as a generic BER tree. Aborts when a promise the callers rely on breaks. */
+ * text/hex, Opaque numbers), an inform answered and the answer decoded again, the record
+ * written as JSON text (snmp_json_record: accepted exactly when the decoder accepts, the
+ * same length on every pass, a cut pass a prefix of the whole, and valid JSON in valid
+ * UTF-8, checked by a small validator of its own); and the same bytes walked as a generic
+ * BER tree. Aborts when a promise the callers rely on breaks. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +67,252 @@ static void answer_inform(const struct snmp_msg *m, size_t count, size_t size)
     free(out);
 }
 
+/* ---- a strict JSON validator (RFC 8259), independent of the writer ---- */
+
+struct jv {
+    const uint8_t *p, *end;
+    int depth;
+};
+
+#define JV_MAX_DEPTH 16
+
+static int jv_value(struct jv *v);
+
+static void jv_ws(struct jv *v)
+{
+    while (v->p < v->end && (*v->p == ' ' || *v->p == '\t' || *v->p == '\n' || *v->p == '\r'))
+        v->p++;
+}
+
+static int jv_lit(struct jv *v, const char *lit)
+{
+    size_t n = strlen(lit);
+    if ((size_t)(v->end - v->p) < n || memcmp(v->p, lit, n) != 0)
+        return 0;
+    v->p += n;
+    return 1;
+}
+
+/* One UTF-8 sequence of a code point at or above U+0080: its length, or 0 when it is not
+ * well-formed (overlong, surrogate, past U+10FFFF, cut). */
+static size_t jv_utf8(const uint8_t *p, size_t left)
+{
+    uint8_t b = p[0];
+    size_t n;
+    uint32_t cp, min;
+    if (b >= 0xc2 && b <= 0xdf)
+        n = 2, cp = b & 0x1f, min = 0x80;
+    else if (b >= 0xe0 && b <= 0xef)
+        n = 3, cp = b & 0x0f, min = 0x800;
+    else if (b >= 0xf0 && b <= 0xf4)
+        n = 4, cp = b & 0x07, min = 0x10000;
+    else
+        return 0;
+    if (left < n)
+        return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[i] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static int jv_hex4(const uint8_t *p)
+{
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return 0;
+    }
+    return 1;
+}
+
+static int jv_string(struct jv *v)
+{
+    if (v->p >= v->end || *v->p != '"')
+        return 0;
+    v->p++;
+    while (v->p < v->end) {
+        uint8_t c = *v->p;
+        if (c == '"') {
+            v->p++;
+            return 1;
+        }
+        if (c < 0x20)                   /* a raw control character */
+            return 0;
+        if (c == '\\') {
+            if (v->end - v->p < 2)
+                return 0;
+            uint8_t e = v->p[1];
+            if (e == 'u') {
+                if (v->end - v->p < 6 || !jv_hex4(v->p + 2))
+                    return 0;
+                v->p += 6;
+            } else if (strchr("\"\\/bfnrt", e) && e) {
+                v->p += 2;
+            } else {
+                return 0;
+            }
+        } else if (c < 0x80) {
+            v->p++;
+        } else {
+            size_t n = jv_utf8(v->p, (size_t)(v->end - v->p));
+            if (!n)
+                return 0;
+            v->p += n;
+        }
+    }
+    return 0;
+}
+
+static int jv_digits(struct jv *v)
+{
+    const uint8_t *start = v->p;
+    while (v->p < v->end && *v->p >= '0' && *v->p <= '9')
+        v->p++;
+    return v->p > start;
+}
+
+static int jv_number(struct jv *v)
+{
+    if (v->p < v->end && *v->p == '-')
+        v->p++;
+    if (v->p < v->end && *v->p == '0')
+        v->p++;
+    else if (v->p >= v->end || *v->p < '1' || *v->p > '9' || !jv_digits(v))
+        return 0;
+    if (v->p < v->end && *v->p == '.') {
+        v->p++;
+        if (!jv_digits(v))
+            return 0;
+    }
+    if (v->p < v->end && (*v->p == 'e' || *v->p == 'E')) {
+        v->p++;
+        if (v->p < v->end && (*v->p == '+' || *v->p == '-'))
+            v->p++;
+        if (!jv_digits(v))
+            return 0;
+    }
+    return 1;
+}
+
+/* An object ('{' ... '}') or an array ('[' ... ']'). */
+static int jv_container(struct jv *v, uint8_t close)
+{
+    if (++v->depth > JV_MAX_DEPTH)
+        return 0;
+    v->p++;
+    jv_ws(v);
+    if (v->p < v->end && *v->p == close) {
+        v->p++;
+        v->depth--;
+        return 1;
+    }
+    for (;;) {
+        if (close == '}') {
+            if (!jv_string(v))
+                return 0;
+            jv_ws(v);
+            if (v->p >= v->end || *v->p != ':')
+                return 0;
+            v->p++;
+            jv_ws(v);
+        }
+        if (!jv_value(v))
+            return 0;
+        jv_ws(v);
+        if (v->p >= v->end)
+            return 0;
+        if (*v->p == close) {
+            v->p++;
+            v->depth--;
+            return 1;
+        }
+        if (*v->p != ',')
+            return 0;
+        v->p++;
+        jv_ws(v);
+    }
+}
+
+static int jv_value(struct jv *v)
+{
+    if (v->p >= v->end)
+        return 0;
+    switch (*v->p) {
+    case '{':
+        return jv_container(v, '}');
+    case '[':
+        return jv_container(v, ']');
+    case '"':
+        return jv_string(v);
+    case 't':
+        return jv_lit(v, "true");
+    case 'f':
+        return jv_lit(v, "false");
+    case 'n':
+        return jv_lit(v, "null");
+    default:
+        return jv_number(v);
+    }
+}
+
+/* 1 when text[0 .. n) is one JSON object and nothing else. */
+static int json_object_valid(const uint8_t *text, size_t n)
+{
+    struct jv v = {text, text + n, 0};
+    if (n == 0 || text[0] != '{' || !jv_value(&v))
+        return 0;
+    jv_ws(&v);
+    return v.p == v.end;
+}
+
+/* ---- the JSON record ---- */
+
+/* snmp_json_record on the message the decoder gave `whole` for: the same verdict; the
+ * same length when measured (cap 0), written in full, and written cut in half (then a
+ * prefix of the whole); and "{" members "}" a valid JSON object. */
+static void check_json(const uint8_t *data, size_t size, enum snmp_status whole)
+{
+    struct snmp_msg m;
+    char none[1];
+    size_t need, again;
+    if (snmp_decode_header(&m, data, size) != SNMP_OK)
+        return;
+    struct ber_cur start = m.next;
+    enum snmp_status st = snmp_json_record(&m, none, 0, &need);
+    if ((st == SNMP_OK) != (whole == SNMP_OK))
+        abort();
+    if (st != SNMP_OK) {
+        if (st != SNMP_MALFORMED || !m.why)
+            abort();
+        return;
+    }
+    if (need < 2 || need > 64 * size + 4096)
+        abort();
+    uint8_t *text = malloc(need + 2);
+    uint8_t *half = malloc(need / 2 + 1);
+    if (!text || !half)
+        goto done;
+    m.next = start;
+    if (snmp_json_record(&m, (char *)text + 1, need, &again) != SNMP_OK || again != need)
+        abort();
+    text[0] = '{';
+    text[need + 1] = '}';
+    if (!json_object_valid(text, need + 2))
+        abort();
+    m.next = start;
+    if (snmp_json_record(&m, (char *)half, need / 2, &again) != SNMP_OK || again != need ||
+        memcmp(half, text + 1, need / 2) != 0)
+        abort();
+done:
+    free(text);
+    free(half);
+}
+
 /* Walks a BER tree depth-first; the depth bound keeps the recursion short. */
 static void walk(const struct ber_cur *c, const struct ber_tlv *t)
 {
@@ -106,6 +355,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!m.why || (st != SNMP_MALFORMED && st != SNMP_UNSUPPORTED)) {
         abort();
     }
+    check_json(data, size, st);
 
     struct ber_cur c;
     struct ber_tlv t;

@@ -2,6 +2,9 @@
 -- traps, SNMPv2c traps and informs with luadgram.ber (C), applies the listener's community
 -- allow-list, acknowledges informs, and hands every accepted notification to a Lua callback
 -- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
+-- Without a callback no record table is built: ber.trap_json writes the decoded part of the
+-- line in C and the handler adds time, listener, peer and dst (the same line, field for
+-- field, as encoding the record table with lua-cjson).
 --[==[
 Configuration
   listen "snmptrap" {
@@ -42,7 +45,8 @@ A record (one JSON object per line; the callback gets the same table before it i
               endOfMibView (no value). v2c traps start with sysUpTime.0 and snmpTrapOID.0.
               No bindings: {} (lua-cjson 2.1 writes an empty table as an object).
 
-Order per datagram: decode; drop (counted, logged at most once per log_interval with the
+Order per datagram (both paths: the record table when there is a callback, else the line
+from ber.trap_json): decode; drop (counted, logged at most once per log_interval with the
 reason and the peer) SNMPv3/v2u and non-notification PDUs (unsupported), malformed packets,
 and communities not in the list (community_rejected); then the callback under pcall (an
 error is counted and logged, the record is still written; returning false keeps the record
@@ -58,14 +62,19 @@ callback_errors, output_errors (records the file lost), reply_errors.
 local luadgram = require "luadgram"
 local ber = require "luadgram.ber"
 
-local decode_snmp, inform_response = ber.decode_snmp, ber.inform_response
+local cjson = require "cjson"
+
+local decode_snmp, inform_response, trap_json = ber.decode_snmp, ber.inform_response,
+                                                ber.trap_json
 local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
                                                   tostring, type, pcall
 local utf8len = utf8.len
+local now = luadgram.now
 
 local H = {}
 
 local listener_name
+local after_time       -- what follows a line's time: 'Z","listener":<name as JSON>,"peer":'
 local allowed          -- set of accepted communities, nil = any
 local out              -- the JSON Lines output, nil = none
 local callback         -- function(record, msg) or nil
@@ -99,6 +108,37 @@ local function rfc3339(t)
   end
   return format("%s.%06dZ", stamp_prefix, floor((t - sec) * 1e6))
 end
+
+-- The JSON string of an address object (msg.peer, msg.dst) as tostring gives it: what
+-- lua-cjson writes (a unix path that is not UTF-8 with each bad byte replaced by U+FFFD,
+-- output_jsonl.utf8_fix). IP addresses are remembered by ip and port (at most
+-- ADDR_CACHE_MAX of them; then the memory starts again), which spares tostring.
+local ADDR_CACHE_MAX = 1024
+local addr_cache, addr_cached = {}, 0   -- ip -> port -> JSON string
+local utf8_fix = require("output_jsonl").utf8_fix
+local encode_string = cjson.new().encode
+
+local function addr_json(a)
+  local ip = a and a.ip
+  if not ip then return encode_string(utf8_fix(tostring(a))) end  -- unix, or none ("nil")
+  local port = a.port
+  local by_port = addr_cache[ip]
+  local j = by_port and by_port[port]
+  if j then return j end
+  if addr_cached >= ADDR_CACHE_MAX then addr_cache, addr_cached = {}, 0 end
+  by_port = addr_cache[ip]
+  if not by_port then
+    by_port = {}
+    addr_cache[ip] = by_port
+  end
+  j = encode_string(utf8_fix(tostring(a)))
+  by_port[port], addr_cached = j, addr_cached + 1
+  return j
+end
+
+-- "000" .. "999": the microseconds of a record's time in two halves, without format.
+local DIGITS3 = {}
+for i = 0, 999 do DIGITS3[i] = format("%03d", i) end
 
 -- One log line per `kind` per log_interval; drops in between are counted into the next.
 local function report(kind, fmt, ...)
@@ -230,6 +270,7 @@ local OPTIONS = { communities = true, file = true, on_trap = true, log_interval 
 
 function H.init(listener, options)
   listener_name = listener.name
+  after_time = 'Z","listener":' .. encode_string(utf8_fix(listener_name)) .. ',"peer":'
   options = options or {}
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
@@ -315,60 +356,104 @@ local function acknowledge(msg, data)
   end
 end
 
-function H.message(msg)
-  n.received = n.received + 1
-  local data = msg.data
-  local m, why, kind = decode_snmp(data)
-  if not m then
-    if kind == "unsupported" then
-      n.unsupported = n.unsupported + 1
-      report("unsupported", "dropped a message from %s: %s", tostring(msg.peer), why)
-    else
-      n.malformed = n.malformed + 1
-      report("malformed", "dropped a malformed SNMP packet of %d bytes from %s: %s", msg.size,
-             tostring(msg.peer), why)
-    end
-    return
-  end
-  local pdu = m.pdu
-  if not NOTIFICATION[pdu] then
+-- Counts and reports a datagram that is no notification we decode; `why`, `kind` as
+-- decode_snmp gives them, or pdu for a well-formed PDU that is not a notification.
+local function drop_undecoded(msg, why, kind, pdu)
+  if pdu then
     n.unsupported = n.unsupported + 1
     report("unsupported", "dropped a message from %s: a %s PDU is not a notification",
            tostring(msg.peer), pdu)
-    return
+  elseif kind == "unsupported" then
+    n.unsupported = n.unsupported + 1
+    report("unsupported", "dropped a message from %s: %s", tostring(msg.peer), why)
+  else
+    n.malformed = n.malformed + 1
+    report("malformed", "dropped a malformed SNMP packet of %d bytes from %s: %s", msg.size,
+           tostring(msg.peer), why)
   end
+end
+
+-- Counts and reports a notification whose community is not in the list.
+local function reject(msg, community, pdu)
+  n.community_rejected = n.community_rejected + 1
+  report("community rejected", "dropped a %s from %s: community %q is not accepted",
+         pdu, tostring(msg.peer), community:find("[^ -~]") and hex(community) or community)
+end
+
+-- Hands a line (or a record) to the file; false when the file dropped it.
+local function store(ok, err, peer)
+  if ok then return true end
+  report("output errors", "dropped the record from %s: %s", peer, tostring(err))
+  return false
+end
+
+-- With a callback: the record as a table, for the callback, then encoded by the output.
+local function message_with_callback(msg, data)
+  local m, why, kind = decode_snmp(data)
+  if not m then return drop_undecoded(msg, why, kind) end
+  local pdu = m.pdu
+  if not NOTIFICATION[pdu] then return drop_undecoded(msg, nil, nil, pdu) end
   n.decoded = n.decoded + 1
-  if allowed and not allowed[m.community] then
-    n.community_rejected = n.community_rejected + 1
-    report("community rejected", "dropped a %s from %s: community %q is not accepted",
-           pdu, tostring(msg.peer),
-           m.community:find("[^ -~]") and hex(m.community) or m.community)
-    return
-  end
+  if allowed and not allowed[m.community] then return reject(msg, m.community, pdu) end
   local record = record_of(m, msg)
   local keep = true
-  if callback then
-    local ok, res = pcall(callback, record, msg)
-    if not ok then
-      n.callback_errors = n.callback_errors + 1
-      report("callback errors", "on_trap failed: %s", tostring(res))
-    elseif res == false then
-      keep = false
-      n.filtered = n.filtered + 1
-    end
+  local ok, res = pcall(callback, record, msg)
+  if not ok then
+    n.callback_errors = n.callback_errors + 1
+    report("callback errors", "on_trap failed: %s", tostring(res))
+  elseif res == false then
+    keep = false
+    n.filtered = n.filtered + 1
   end
   local stored = true
   if out and keep then
-    -- Our records are valid UTF-8 unless a callback added to them. A line the output keeps
-    -- after a failed flush is not lost (it is written again); a dropped one is.
-    local dropped = out.dropped
-    local _, err = out:write(record, callback == nil)
-    if out.dropped > dropped then
-      stored = false
-      report("output errors", "dropped the record from %s: %s", record.peer, tostring(err))
-    end
+    -- A callback may have added strings that are not UTF-8: the output checks. A line the
+    -- output keeps after a failed flush is not lost (it is written again); a dropped one is.
+    stored = store(out:write(record, false), record.peer)
   end
   if pdu == "inform" and stored then acknowledge(msg, data) end
+end
+
+-- Without a callback: the pieces of the line's head (time, listener, peer, dst) are made
+-- here, and ber.trap_json writes the whole line after them, in C: no record table, no
+-- encoding in Lua, one string per line.
+local line_sec, line_time = -1, ""   -- the second of line_time: '{"time":"<to the second>.'
+
+function H.message(msg)
+  n.received = n.received + 1
+  local data = msg.data
+  if callback then return message_with_callback(msg, data) end
+  local t = msg.time or now()
+  local sec = t // 1
+  if sec ~= line_sec then
+    line_sec, line_time = sec, '{"time":"' .. date("!%Y-%m-%dT%H:%M:%S.", sec)
+  end
+  local us = (t - sec) * 1e6 // 1               -- as rfc3339: floor((t - sec) * 1e6)
+  if us > 999999 then us = 999999 end          -- rounding, for t near 0
+  local ms, peer, dst = DIGITS3[us // 1000], msg.peer, msg.dst
+  local by_port = peer and addr_cache[peer.ip]
+  local peer_json = by_port and by_port[peer.port] or addr_json(peer)
+  local version, community, pdu, _, line
+  if dst then
+    by_port = addr_cache[dst.ip]
+    version, community, pdu, _, line = trap_json(data, line_time, ms, DIGITS3[us % 1000],
+      after_time, peer_json, ',"dst":', by_port and by_port[dst.port] or addr_json(dst), ",")
+  else
+    version, community, pdu, _, line = trap_json(data, line_time, ms, DIGITS3[us % 1000],
+      after_time, peer_json, ",")
+  end
+  if not line then
+    if version then return drop_undecoded(msg, nil, nil, pdu) end  -- not a notification
+    return drop_undecoded(msg, community, pdu)                      -- nil, reason, kind
+  end
+  n.decoded = n.decoded + 1
+  if allowed and not allowed[community] then return reject(msg, community, pdu) end
+  local ok, err = out:write_line(line)
+  if not ok then
+    store(ok, err, tostring(peer))
+  elseif pdu == "inform" then
+    acknowledge(msg, data)
+  end
 end
 
 return H

@@ -1,8 +1,12 @@
 -- spec/ber_spec.lua: luadgram.ber (bindings/module_ber.c over snmp_decode.c and ber.c):
 -- hand-checked BER vectors for every value type and every PDU, the trap packets net-snmp's
 -- snmptrap/snmpinform really send (spec/fixtures/snmp/*.bin), a table of hostile packets each
--- rejected with its exact reason, and the inform acknowledgement.
+-- rejected with its exact reason, and the inform acknowledgement. trap_json (the record as
+-- JSON text, written in C) is held to the table path: for every packet here its text is the
+-- record scripts/snmptrap.lua builds from decode_snmp, as lua-cjson writes it; and the
+-- handler itself, run on a stand-in for the daemon, writes the same lines on both paths.
 local ber = require "luadgram.ber"
+local cjson = require "cjson"
 
 local SRC = os.getenv("LUADGRAM_SRC") or "."
 
@@ -51,11 +55,139 @@ local function one(value_hex)
   return msg.varbinds[1]
 end
 
+-- decode_snmp and trap_json both refuse bytes, with the same reason and kind.
 local function rejects(bytes, reason, kind)
   local msg, why, k = ber.decode_snmp(bytes)
   assert.is_nil(msg)
   assert.equal(reason, why)
   assert.equal(kind or "malformed", k)
+  assert.same({ nil, reason, kind or "malformed" }, { ber.trap_json(bytes) })
+end
+
+-- Hand-written whole messages (their lengths written out by hand).
+local V1_TRAP = [[
+        30 38  02 01 00  04 06 70 75 62 6c 69 63
+          a4 2b  06 06 2b 06 01 04 01 09   40 04 0a 00 00 01
+                 02 01 06  02 02 01 2c  43 01 64
+            30 11  30 0f  06 08 2b 06 01 02 01 01 05 00  04 03 72 74 72 ]]
+-- warmStart(1), no enterprise-specific number, carrying snmpTrapAddress.0 = 192.0.2.1.
+local V1_WARMSTART = [[
+        30 39  02 01 00  04 06 70 75 62 6c 69 63
+          a4 2c  06 06 2b 06 01 04 01 09   40 04 0a 00 00 01
+                 02 01 01  02 01 00  43 01 00
+            30 13  30 11  06 09 2b 06 01 06 03 12 01 03 00  40 04 c0 00 02 01 ]]
+local V2_BINDS = [[
+        30 28  30 0d  06 08 2b 06 01 02 01 01 03 00  43 01 2a
+               30 17  06 0a 2b 06 01 06 03 01 01 04 01 00  06 09 2b 06 01 06 03 01 01 05 03 ]]
+local V2_TRAP = [[
+        30 40  02 01 01  04 06 70 75 62 6c 69 63
+          a7 33  02 01 05  02 01 00  02 01 00 ]] .. V2_BINDS
+local V2_INFORM = [[
+        30 43  02 01 01  04 06 70 75 62 6c 69 63
+          a6 36  02 04 12 34 56 78  02 01 00  02 01 00 ]] .. V2_BINDS
+
+-- ---- trap_json against the table path ----
+
+-- The spec's fixtures, every one.
+local function fixture_names()
+  local names = {}
+  local ls = assert(io.popen("ls " .. SRC .. "/spec/fixtures/snmp"))
+  for name in ls:lines() do
+    if name:match("%.bin$") then names[#names + 1] = name end
+  end
+  ls:close()
+  assert(#names >= 10, "spec/fixtures/snmp/ not found")
+  return names
+end
+
+local function hex_of(s)
+  return (s:gsub(".", function(c) return string.format("%02x ", c:byte()) end):sub(1, -2))
+end
+
+-- What scripts/snmptrap.lua's record_of makes of decode_snmp's message m, less the fields
+-- the handler adds itself (time, listener, peer, dst): the record of the table path.
+local function lua_record(m)
+  local community, community_hex = m.community, nil
+  if not (utf8.len(community) and not community:find("[%z\1-\8\11\12\14-\31\127]")) then
+    community, community_hex = hex_of(community), true
+  end
+  local bindings = {}
+  for i, b in ipairs(m.varbinds) do
+    local c = {}
+    for k, v in pairs(b) do c[k] = v end
+    c.raw = nil
+    if c.opaque_type == "Integer64" then c.opaque_value = tostring(c.opaque_value) end
+    bindings[i] = c
+  end
+  return { version = m.version_name, community = community, community_hex = community_hex,
+           pdu = m.pdu, request_id = m.request_id, trap_oid = m.trap_oid, uptime = m.uptime,
+           enterprise = m.enterprise, agent_addr = m.agent_addr,
+           generic_trap = m.generic_trap, specific_trap = m.specific_trap,
+           bindings = bindings }
+end
+
+-- The output's cjson (scripts/lib/output_jsonl.lua's settings).
+local out_json = cjson.new()
+out_json.encode_invalid_numbers("null")
+out_json.encode_sparse_array(true)
+out_json.encode_number_precision(14)
+out_json.encode_max_depth(100)
+
+local RECORD_KEYS = { "version", "community", "community_hex", "pdu", "request_id", "uptime",
+                      "trap_oid", "enterprise", "agent_addr", "generic_trap", "specific_trap",
+                      "bindings" }
+local BINDING_KEYS = { "oid", "type", "value", "hex", "opaque_type", "opaque_value" }
+
+-- `t`'s members in the order of `keys`, each value as lua-cjson writes it (asserting t has
+-- no other key).
+local function members_in_order(t, keys, value_of)
+  local parts, known = {}, {}
+  for _, k in ipairs(keys) do
+    known[k] = true
+    if t[k] ~= nil then parts[#parts + 1] = out_json.encode(k) .. ":" .. value_of(k, t[k]) end
+  end
+  for k in pairs(t) do assert(known[k], "unexpected key " .. tostring(k)) end
+  return table.concat(parts, ",")
+end
+
+-- The members trap_json must write for record r: lua-cjson's text of every value.
+local function cjson_members(r)
+  return members_in_order(r, RECORD_KEYS, function(k, v)
+    if k ~= "bindings" then return out_json.encode(v) end
+    if #v == 0 then return "{}" end                  -- lua-cjson: an empty table is {}
+    local list = {}
+    for i, b in ipairs(v) do
+      list[i] = "{" .. members_in_order(b, BINDING_KEYS, function(_, x)
+        return out_json.encode(x)
+      end) .. "}"
+    end
+    return "[" .. table.concat(list, ",") .. "]"
+  end)
+end
+
+-- Asserts that trap_json says of `bytes` what the table path says: the same refusal, the
+-- same scalars, and for a notification members that are the table path's record as
+-- lua-cjson writes it, valid UTF-8. Returns the members.
+local NOTIFICATION = { trap = true, trapv2 = true, inform = true }
+local function same_as_table_path(bytes, where)
+  local m, why, kind = ber.decode_snmp(bytes)
+  local version, community, pdu, request_id, members = ber.trap_json(bytes)
+  if not m then
+    assert.same({ nil, why, kind }, { version, community, pdu }, where)
+    assert.is_nil(request_id, where)
+    return nil
+  end
+  assert.same({ m.version_name, m.community, m.pdu, m.request_id },
+              { version, community, pdu, request_id }, where)
+  if not NOTIFICATION[m.pdu] then
+    assert.is_nil(members, where)
+    return nil
+  end
+  assert.is_string(members, where)
+  assert.is_truthy(utf8.len(members), where .. ": not UTF-8")
+  local r = lua_record(m)
+  assert.equal(cjson_members(r), members, where)
+  return members, r
 end
 
 describe("luadgram.ber", function()
@@ -154,11 +286,7 @@ describe("luadgram.ber", function()
 
   describe("decode_snmp PDUs", function()
     it("SNMPv1 Trap-PDU with its SNMPv2 form (RFC 3584 §3.1)", function()
-      local msg = ber.decode_snmp(unhex [[
-        30 38  02 01 00  04 06 70 75 62 6c 69 63
-          a4 2b  06 06 2b 06 01 04 01 09   40 04 0a 00 00 01
-                 02 01 06  02 02 01 2c  43 01 64
-            30 11  30 0f  06 08 2b 06 01 02 01 01 05 00  04 03 72 74 72 ]])
+      local msg = ber.decode_snmp(unhex(V1_TRAP))
       local bind = { oid = "1.3.6.1.2.1.1.5.0", type = "OCTET STRING", value = "rtr", raw = "rtr" }
       assert.same({
         version = 0, version_name = "v1", community = "public", pdu = "trap",
@@ -182,11 +310,7 @@ describe("luadgram.ber", function()
     it("v1 generic traps map to snmpTraps.(generic + 1); present RFC 3584 bindings stay", function()
       -- warmStart(1), no enterprise-specific number; the trap already carries
       -- snmpTrapAddress.0 = 192.0.2.1, so only community and enterprise are appended.
-      local msg = ber.decode_snmp(unhex [[
-        30 39  02 01 00  04 06 70 75 62 6c 69 63
-          a4 2c  06 06 2b 06 01 04 01 09   40 04 0a 00 00 01
-                 02 01 01  02 01 00  43 01 00
-            30 13  30 11  06 09 2b 06 01 06 03 12 01 03 00  40 04 c0 00 02 01 ]])
+      local msg = ber.decode_snmp(unhex(V1_WARMSTART))
       assert.equal("1.3.6.1.6.3.1.1.5.2", msg.trap_oid)
       assert.equal(1, msg.generic_trap)
       assert.equal(0, msg.uptime)
@@ -197,18 +321,13 @@ describe("luadgram.ber", function()
         "1.3.6.1.6.3.1.1.4.3.0=1.3.6.1.4.1.9" }, oids)
     end)
 
-    local V2_BINDS = [[
-            30 28  30 0d  06 08 2b 06 01 02 01 01 03 00  43 01 2a
-                   30 17  06 0a 2b 06 01 06 03 01 01 04 01 00  06 09 2b 06 01 06 03 01 01 05 03 ]]
     local V2_VARBINDS = {
       { oid = "1.3.6.1.2.1.1.3.0", type = "TimeTicks", value = 42 },
       { oid = "1.3.6.1.6.3.1.1.4.1.0", type = "OBJECT IDENTIFIER", value = "1.3.6.1.6.3.1.1.5.3" },
     }
 
     it("SNMPv2-Trap-PDU: uptime and trap_oid from sysUpTime.0 and snmpTrapOID.0", function()
-      local msg = ber.decode_snmp(unhex([[
-        30 40  02 01 01  04 06 70 75 62 6c 69 63
-          a7 33  02 01 05  02 01 00  02 01 00 ]] .. V2_BINDS))
+      local msg = ber.decode_snmp(unhex(V2_TRAP))
       assert.same({
         version = 1, version_name = "v2c", community = "public", pdu = "trapv2",
         request_id = 5, error_status = 0, error_index = 0, uptime = 42,
@@ -218,9 +337,7 @@ describe("luadgram.ber", function()
     end)
 
     it("InformRequest-PDU", function()
-      local msg = ber.decode_snmp(unhex([[
-        30 43  02 01 01  04 06 70 75 62 6c 69 63
-          a6 36  02 04 12 34 56 78  02 01 00  02 01 00 ]] .. V2_BINDS))
+      local msg = ber.decode_snmp(unhex(V2_INFORM))
       assert.same({
         version = 1, version_name = "v2c", community = "public", pdu = "inform",
         request_id = 0x12345678, error_status = 0, error_index = 0, uptime = 42,
@@ -612,6 +729,243 @@ describe("luadgram.ber", function()
       assert.same({ nil, "trailing bytes" }, { ber.decode(unhex("05 00 00")) })
       assert.same({ nil, "indefinite length" }, { ber.decode(unhex("30 80 00 00")) })
       assert.same({ nil, "length past end" }, { ber.decode(unhex("30 03 05 00")) })
+    end)
+  end)
+  describe("trap_json", function()
+    -- Values worth a look in JSON: every type, escapes, UTF-8, odd numbers.
+    local VALUES = {
+      "02 01 00", "02 01 ff", "02 04 7f ff ff ff", "02 04 80 00 00 00",
+      "04 00", "04 02 68 69", "04 04 de ad be ef", "04 05 c3 a9 09 0d 0a",
+      "04 07 e2 82 ac f0 9d 84 9e", "04 02 41 00", "04 01 7f", "04 02 c2 85",
+      "04 06 22 5c 2f 3c 3e 27",                           -- " \ / < > '
+      "04 05 61 08 0c 0b 62",                              -- a BS FF VT b: not text
+      "05 00", "06 03 2b 06 01", "06 0a 2b 06 01 04 01 8f ff ff ff 7f", "06 03 88 37 03",
+      "06 01 00", "06 07 2b 06 01 04 01 82 37", "40 04 c0 a8 01 fe", "40 04 00 00 00 00",
+      "41 05 00 ff ff ff ff", "42 02 00 80", "43 03 01 00 00", "41 01 00",
+      "46 09 00 ff ff ff ff ff ff ff ff", "46 07 20 00 00 00 00 00 01", "46 01 00",
+      "44 03 01 02 03", "44 00", "44 07 9f 78 04 3f c0 00 00",
+      "44 07 9f 78 04 3d cc cc cd",                        -- Float 0.1: 14 digits
+      "44 0b 9f 79 08 c0 02 00 00 00 00 00 00", "44 0b 9f 79 08 3f b9 99 99 99 99 99 9a",
+      "44 0b 9f 79 08 80 00 00 00 00 00 00 00",            -- Double -0
+      "44 0b 9f 79 08 7f ef ff ff ff ff ff ff",            -- Double max
+      "44 0b 9f 79 08 00 00 00 00 00 00 00 01",            -- Double denormal min
+      "44 0b 9f 79 08 7f f0 00 00 00 00 00 00",            -- Double +inf: null
+      "44 07 9f 78 04 7f c0 00 00",                        -- Float NaN: null
+      "44 04 9f 7a 01 fb", "44 0b 9f 7a 08 80 00 00 00 00 00 00 00",
+      "44 0c 9f 7b 09 00 ff ff ff ff ff ff ff ff", "44 04 9f 76 01 07",
+      "44 05 9f 78 02 3f c0", "80 00", "81 00", "82 00",
+    }
+
+    local function hand_packets()
+      local packets = {
+        { "v1 trap", unhex(V1_TRAP) }, { "v1 warmStart", unhex(V1_WARMSTART) },
+        { "v2 trap", unhex(V2_TRAP) }, { "inform", unhex(V2_INFORM) },
+        { "no bindings", unhex("30 12 02 01 01 04 00 a7 0b 02 01 01 02 01 00 02 01 00 30 00") },
+        { "get", unhex("30 26 02 01 01 04 06 70 75 62 6c 69 63 a0 19 02 01 09 02 01 00 02 01"
+                       .. " 00 30 0e 30 0c 06 08 2b 06 01 02 01 01 01 00 05 00") },
+        { "all values", v2trap((function()
+            local all = {}
+            for i, v in ipairs(VALUES) do all[i] = vb(v) end
+            return table.concat(all)
+          end)()) },
+      }
+      for _, v in ipairs(VALUES) do packets[#packets + 1] = { "value " .. v, v2trap(vb(v)) } end
+      -- communities: text, UTF-8 with a C1 control (text, as the handler has it), bytes
+      for _, c in ipairs { "", "pub\"lic/", "caf\xc3\xa9", "\xc2\x85x", "\0\xff", "a\tb" } do
+        packets[#packets + 1] = { "community " .. hex_of(c),
+          tlv(0x30, unhex("02 01 01") .. tlv(0x04, c)
+              .. tlv(0xa7, unhex("02 01 01 02 01 00 02 01 00") .. tlv(0x30, vb("05 00")))) }
+      end
+      return packets
+    end
+
+    it("writes every fixture as the table path's record, byte for byte as lua-cjson", function()
+      local notifications = 0
+      for _, name in ipairs(fixture_names()) do
+        if same_as_table_path(fixture(name), name) then notifications = notifications + 1 end
+      end
+      assert.is_true(notifications >= 8, "fixtures that are notifications: " .. notifications)
+    end)
+
+    it("writes every hand vector as the table path's record", function()
+      for _, p in ipairs(hand_packets()) do same_as_table_path(p[2], p[1]) end
+    end)
+
+    it("decodes, with cjson, to the table path's record as the file has it", function()
+      local packets = hand_packets()
+      for _, name in ipairs(fixture_names()) do packets[#packets + 1] = { name, fixture(name) } end
+      local compared = 0
+      for _, p in ipairs(packets) do
+        local members, r = same_as_table_path(p[2], p[1])
+        if members then
+          local got = cjson.decode("{" .. members .. "}")
+          -- read back from lua-cjson's line (14 digits: Float 0.1 is 0.10000000149012)
+          assert.same(cjson.decode(out_json.encode(r)), got, p[1])
+          if not members:find("Float", 1, true) and not members:find("Double", 1, true) then
+            assert.same(r, got, p[1])
+          end
+          compared = compared + 1
+        end
+      end
+      assert.is_true(compared > 60, "compared " .. compared)
+    end)
+
+    it("gives the few values the handler's policy needs", function()
+      local all = { ber.trap_json(unhex(V2_INFORM)) }
+      assert.same({ "v2c", "public", "inform", 0x12345678 }, { table.unpack(all, 1, 4) })
+      local version, community, pdu, request_id, members = ber.trap_json(unhex(V1_TRAP))
+      assert.same({ "v1", "public", "trap" }, { version, community, pdu })
+      assert.is_nil(request_id)
+      assert.equal('"version":"v1","community":"public","pdu":"trap","uptime":100,'
+        .. '"trap_oid":"1.3.6.1.4.1.9.0.300","enterprise":"1.3.6.1.4.1.9",'
+        .. '"agent_addr":"10.0.0.1","generic_trap":6,"specific_trap":300,"bindings":'
+        .. '[{"oid":"1.3.6.1.2.1.1.5.0","type":"OCTET STRING","value":"rtr"}]', members)
+      -- a well-formed PDU that is not a notification: its values, no text
+      local v, c, p, id, text = ber.trap_json(hand_packets()[6][2])
+      assert.same({ "v2c", "public", "get", 9 }, { v, c, p, id })
+      assert.is_nil(text)
+      -- and not one that has a bad binding
+      rejects(v2trap(vb("05 00") .. vb("05 01 00"), 0xa0), "NULL with content")
+    end)
+
+    it("writes the head strings first and closes the object: the whole line", function()
+      local bytes = unhex(V2_TRAP)
+      local members = select(5, ber.trap_json(bytes))
+      local line = select(5, ber.trap_json(bytes, '{"time":"t",', '"peer":', '"p",'))
+      assert.equal('{"time":"t","peer":"p",' .. members .. "}", line)
+      assert.equal(members .. "}", select(5, ber.trap_json(bytes, "")))
+      local version, community, pdu, request_id = ber.trap_json(bytes, "{")
+      assert.same({ "v2c", "public", "trapv2", 5 }, { version, community, pdu, request_id })
+      assert.equal(5, cjson.decode(line).request_id)
+      assert.has_error(function() ber.trap_json(bytes, "{", {}) end)
+      assert.has_error(function() ber.trap_json({}) end)
+    end)
+
+    it("writes records past its kept buffer: larger ones, then a huge one", function()
+      for _, size in ipairs { 2000, 5000, 70000, 100000, 10 } do
+        local binary = string.rep("\0\1\2\255", size // 4)
+        local text = string.rep("a/\"", size // 3)
+        local bytes = v2trap(tlv(0x30, unhex(NAME) .. tlv(0x04, binary))
+                             .. tlv(0x30, unhex(NAME) .. tlv(0x04, text)))
+        local members = same_as_table_path(bytes, "size " .. size)
+        local line = select(5, ber.trap_json(bytes, "{", '"x":1,'))
+        assert.equal('{"x":1,' .. members .. "}", line, "size " .. size)
+        assert.equal(text, cjson.decode(line).bindings[2].value)
+      end
+    end)
+
+    it("agrees with the table path on every single-byte change of real packets", function()
+      for _, name in ipairs({ "v1_enterprise_types.bin", "v2c_opaque.bin", "v2c_inform.bin",
+                              "v2c_types.bin" }) do
+        local data = fixture(name)
+        for i = 1, #data do
+          for _, b in ipairs({ 0x00, 0x01, 0x22, 0x2f, 0x5c, 0x7f, 0x80, 0x81, 0xc3, 0xff }) do
+            local bytes = data:sub(1, i - 1) .. string.char(b) .. data:sub(i + 1)
+            same_as_table_path(bytes, string.format("%s byte %d = %02x", name, i, b))
+          end
+        end
+      end
+    end)
+  end)
+
+  describe("trap_json in scripts/snmptrap.lua", function()
+    -- The handler on a stand-in for the daemon: a `luadgram` module with a fixed clock,
+    -- counters that add up, and messages with the fields the handler reads.
+    local clock = 1709633472.5
+    local function load_handler(counts)
+      package.loaded.snmptrap, package.loaded.luadgram = nil, nil
+      package.preload.luadgram = function()
+        return {
+          now = function() return clock end,
+          every = function() return { cancel = function() end } end,
+          log = { warn = function() end, error = function() end, info = function() end },
+          counter = function(name)
+            return { inc = function(_, v) counts[name] = (counts[name] or 0) + v end }
+          end,
+        }
+      end
+      package.preload.ber_spec_keep_all = function() return function() end end
+      return require "snmptrap"
+    end
+
+    local ADDR = { __tostring = function(a)
+      if a.family == "unix" then return a.path end
+      return string.format(a.family == "inet6" and "[%s]:%d" or "%s:%d", a.ip, a.port)
+    end }
+    local function addr(family, ip, port) return setmetatable({ family = family, ip = ip,
+                                                                port = port }, ADDR) end
+    local PEERS = {
+      addr("inet", "192.0.2.7", 40312), addr("inet6", "2001:db8::7", 162),
+      setmetatable({ family = "unix", path = '/run/a "b"/\xff.sock' }, ADDR), false,
+    }
+    local DSTS = { addr("inet", "192.0.2.1", 162), addr("inet6", "::1", 1162), false }
+    local TIMES = { 1709633472.345678, 1709633473.0625, 1709633473.999999, false, 0.5 }
+
+    -- Runs every fixture and hand packet through the handler; returns the file's lines,
+    -- the counters and the number of replies.
+    local function run(options)
+      local counts, replies = {}, 0
+      local H = load_handler(counts)
+      local path = os.tmpname()
+      options.file = { path = path, flush_interval = 1 }
+      H.init({ name = 'traps "1"', config_dir = "/" }, options)
+      local packets = {}
+      for _, name in ipairs(fixture_names()) do packets[#packets + 1] = fixture(name) end
+      packets[#packets + 1] = unhex(V1_WARMSTART)
+      packets[#packets + 1] = "not SNMP"
+      local k = 0
+      for _, bytes in ipairs(packets) do
+        for _ = 1, 3 do
+          k = k + 1
+          local msg = { data = bytes, size = #bytes, listener = "traps",
+                        peer = PEERS[k % #PEERS + 1] or nil, dst = DSTS[k % #DSTS + 1] or nil,
+                        time = TIMES[k % #TIMES + 1] or nil,
+                        reply = function() replies = replies + 1 return true end }
+          H.message(msg)
+        end
+      end
+      H.stop()
+      local f = assert(io.open(path))
+      local lines = {}
+      for line in f:lines() do lines[#lines + 1] = line end
+      f:close()
+      os.remove(path)
+      return lines, counts, replies
+    end
+
+    it("writes the lines the table path writes, field for field", function()
+      local fast, fast_counts, fast_replies = run({})
+      local tbl, tbl_counts, tbl_replies = run({ on_trap = "ber_spec_keep_all" })
+      assert.is_true(#fast > 20, "lines: " .. #fast)
+      assert.equal(#tbl, #fast)
+      for i = 1, #fast do
+        assert.is_truthy(utf8.len(fast[i]), fast[i])
+        assert.same(cjson.decode(tbl[i]), cjson.decode(fast[i]), fast[i])
+      end
+      assert.same(tbl_counts, fast_counts)
+      assert.equal(tbl_replies, fast_replies)
+      assert.is_true(fast_replies > 0)
+      assert.equal(#fast, fast_counts.snmptrap_traps__1__written)
+      local r = cjson.decode(fast[1])
+      assert.equal('traps "1"', r.listener)
+    end)
+
+    it("writes time, peer and dst as the table path does", function()
+      local lines = run({})
+      local seen = {}
+      for _, line in ipairs(lines) do
+        local r = cjson.decode(line)
+        seen[r.time] = true
+        seen[r.peer] = true
+        seen[r.dst or "no dst"] = true
+      end
+      for _, v in ipairs { "2024-03-05T10:11:12.345678Z", "2024-03-05T10:11:13.062500Z",
+                           "2024-03-05T10:11:13.999999Z", "2024-03-05T10:11:12.500000Z",
+                           "1970-01-01T00:00:00.500000Z", "192.0.2.7:40312",
+                           "[2001:db8::7]:162", '/run/a "b"/\u{FFFD}.sock', "nil",
+                           "192.0.2.1:162", "[::1]:1162", "no dst" } do
+        assert.is_true(seen[v], v)
+      end
     end)
   end)
 end)
