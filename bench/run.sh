@@ -40,7 +40,7 @@ PROFILE_COUNT=${PROFILE_COUNT:-20000}
 # raw_sink and raw_echo are the quick stand-alone checks of the tools.
 SECTIONS=(echo collect dns memory syslog snmp profile)
 EXTRA_SECTIONS=(raw_sink raw_echo)
-PEER_PACKAGES=(lua-socket lua-luv dnsdist dnsperf python3)
+PEER_PACKAGES=(lua-socket lua-luv dnsdist dnsperf python3 rsyslog snmp snmptrapd)
 # and what the script itself uses: callgrind for the profile, curl for /metrics, ss, taskset
 TOOL_PACKAGES=(valgrind curl iproute2 util-linux)
 
@@ -282,11 +282,11 @@ has_luasocket() { lua5.4 -e 'require "socket"' 2>/dev/null; }
 has_luv() { lua5.4 -e 'require "luv"' 2>/dev/null; }
 
 # install_peers: apt-get installs the peers (and the tools the script uses) that are
-# missing, only as root (NO_INSTALL=1: never). dnsdist's package enables a service: when
-# that started one, it is stopped again through the init system, so that nothing of the
-# package is left listening.
+# missing, only as root (NO_INSTALL=1: never). The dnsdist and rsyslog packages enable a
+# service: when one started, it is stopped again through the init system, so that nothing
+# of the packages is left listening or logging (the sections run their own instances).
 install_peers() {
-    local p missing=() before after
+    local p missing=() before after svc
     for p in "${PEER_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
             missing+=("$p")
@@ -297,19 +297,28 @@ install_peers() {
         return 0
     fi
     echo "# installing peers: ${missing[*]}" >&2
-    before=$(pgrep -x dnsdist || true)
+    # SERVICES: "process:service:systemd units" of the packages that start a service
+    local services=("dnsdist:dnsdist:dnsdist.service"
+                    "rsyslogd:rsyslog:rsyslog.service syslog.socket")
+    before=$(for svc in "${services[@]}"; do pgrep -x "${svc%%:*}" || true; done)
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >&2 || echo "# apt-get install failed; missing peers are skipped" >&2
-    after=$(pgrep -x dnsdist || true)
-    if [[ $after != "$before" ]]; then
-        echo "# the dnsdist package started its service; stopping it" >&2
-        if [[ -d /run/systemd/system ]]; then
-            systemctl disable --now dnsdist.service >&2 || true
-        else
-            service dnsdist stop >&2 || true
+    for svc in "${services[@]}"; do
+        after=$(pgrep -x "${svc%%:*}" || true)
+        # only a process that was not there before the install (not the host's own syslog)
+        if [[ -z $after ]] || ! grep -qvxF -f <(printf '%s\n' "$before") <<<"$after"; then
+            continue
         fi
-    fi
+        p=${svc#*:}
+        echo "# the ${p%%:*} package started its service; stopping it" >&2
+        if [[ -d /run/systemd/system ]]; then
+            # shellcheck disable=SC2086 # the units are a list
+            systemctl disable --now ${p#*:} >&2 || true
+        else
+            service "${p%%:*}" stop >&2 || true
+        fi
+    done
 }
 
 # peer_versions: "| package | version |" rows for RESULTS.md.
@@ -817,19 +826,13 @@ section_memory() {
     fi
 }
 
-# syslog: (issue 4) luadgramd's syslog collector against rsyslog imudp→file and syslog-ng,
-# on the one-way load of section collect. Not written yet.
-section_syslog() {
-    md syslog "Not measured yet: the syslog collector's issue adds this section (luadgramd's" \
-        "collector vs rsyslog imudp→file and syslog-ng, the same paced one-way load as" \
-        "\"One-way collection\", loss and CPU-s per million)."
-}
+# syslog: (issue 4) luadgramd's syslog collector against rsyslog imudp→file and the raw sink.
+# shellcheck source=bench/syslog/section.sh
+source "$SRC/bench/syslog/section.sh"
 
-# snmp: (issue 5) luadgramd's trap collector against snmptrapd. Not written yet.
-section_snmp() {
-    md snmp "Not measured yet: the SNMP trap collector's issue adds this section (luadgramd vs" \
-        "snmptrapd, SNMP v2c traps, the highest rate without loss)."
-}
+# snmp: (issue 5) luadgramd's trap collector against snmptrapd.
+# shellcheck source=bench/snmp/section.sh
+source "$SRC/bench/snmp/section.sh"
 
 # profile: callgrind on luadgramd with scripts/echo.lua while rrclient sends PROFILE_COUNT
 # requests; the top functions by instructions, and their share per shared object.
