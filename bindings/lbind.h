@@ -21,6 +21,9 @@ struct msg_obj *msg_new(lua_State *L, struct wlistener *wl);
  * "message expired"). */
 void msg_bind(struct msg_obj *m, struct dgram *d, struct wsock *ws);
 void msg_unbind(struct msg_obj *m);
+/* The datagram of the live message object at idx, for C modules that read it in place
+ * (luadgram.syslog); raises like msg.data when idx is not a message or it has expired. */
+const struct dgram *msg_dgram(lua_State *L, int idx);
 
 /* Pushes the table handed to a handler's error function. */
 void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener);

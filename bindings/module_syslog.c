@@ -18,24 +18,44 @@
  *
  *   line, code, failed [, hostname] = json_line(data, now [, tz_offset [, peer [, dst
  *                                               [, creds]]]])
+ *   line, code, failed [, hostname] = json_line(msg, now [, tz_offset])
  *     Parses data as parse(data, now, { tz_offset = tz_offset }) does and returns its JSON
  *     object, the line scripts/syslog.lua writes (see there; no newline): "received" is now,
- *     "peer" and "dst" the strings given, "creds" the integers creds.pid, .uid, .gid.
+ *     "peer" and "dst" the strings given, "creds" the integers creds.pid, .uid, .gid. Given
+ *     the handler's message object instead, it reads all four from the datagram in place
+ *     (no Lua string, no address table): peer is tostring(msg.peer) for IP senders and
+ *     msg.peer.path for unix ones, dst tostring(msg.dst) for IP senders, creds msg.creds
+ *     for the others.
  *     code is facility * 8 + severity (13 without a valid PRI), failed whether the record
  *     has a parse_error, hostname its HOSTNAME or nil. Strings are made valid UTF-8.
+ *
+ *   add, drop_last, take = syslog.json_batch{ listener =, raw =, hostname = }
+ *     The same lines gathered in one buffer (128 KiB, no Lua string per line), for writers
+ *     that take lines in bulk:
+ *     code, failed, full [, hostname] = add(data | msg, now [, ...])  (as json_line)
+ *       appends json_line's line and "\n"; full once 64 KiB or more are waiting (or a line
+ *       longer than the buffer waits beside it: then take() before the next add, which
+ *       raises otherwise)
+ *     drop_last()          takes back the line of the last add (a message filtered out)
+ *     lines, count = take()  the lines since the last take ("" and 0 when none); empties it
  */
 #include <lauxlib.h>
 #include <lua.h>
+#include <arpa/inet.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
 
+#include "addr.h"
 #include "lbind.h"
 #include "syslog_json.h"
 #include "syslog_parse.h"
 
-#define SLC_WRITER_META "luadgram.syslog.writer"
-#define SLC_LINE_BUF 65536
+enum {
+    SLC_LINE_BUF = 65536,     /* json_writer: lines up to this go through its own buffer */
+    SLC_BATCH_FULL = 65536,   /* json_batch: "full" from this many bytes of lines on */
+    SLC_BATCH_CAP = 131072,   /* json_batch: its buffer (a longer line waits beside it) */
+};
 
 /* The reception time as the Lua parser takes it: `now` when it is a number within 1e12 s of
  * the epoch, else the current time; whole seconds (floor). */
@@ -44,7 +64,7 @@ static int64_t slc_now(lua_State *L, int idx)
     if (lua_type(L, idx) == LUA_TNUMBER) {
         if (lua_isinteger(L, idx)) {
             lua_Integer i = lua_tointeger(L, idx);
-            if (i <= 1000000000000 && i >= -1000000000000)
+            if (i <= SYSLOG_NOW_MAX && i >= -SYSLOG_NOW_MAX)
                 return (int64_t)i;
         } else {
             lua_Number d = lua_tonumber(L, idx);
@@ -238,17 +258,36 @@ static int slc_parse(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------------------
- * syslog.json_writer */
+ * syslog.json_writer and syslog.json_batch */
 
 enum { SLC_RAW_ERRORS, SLC_RAW_ALWAYS, SLC_RAW_NEVER };
+enum { SLC_LAST_NONE, SLC_LAST_PEND, SLC_LAST_OVERFLOW };
 
+/* One writer (upvalue 1 of its functions), allocated once: options, then its buffer. A
+ * batch's user value 1 holds the line that did not fit in pend (the overflow), if any. */
 struct slc_writer {
     int raw;                  /* SLC_RAW_* */
     bool want_host;
     bool has_listener;
+    uint8_t last;             /* batch: where the last add put its line (SLC_LAST_*) */
     size_t listener_len;
-    char *listener;           /* inside this block, after line */
-    char line[SLC_LINE_BUF];
+    const char *listener;     /* in this block, after buf */
+    size_t pend_len;          /* batch: bytes of whole lines in buf */
+    size_t pend_lines;
+    size_t last_len;          /* batch: pend_len before the last add */
+    size_t cap;               /* bytes in buf */
+    char buf[];               /* json_line: the line; batch: the lines, each with "\n" */
+};
+
+/* The arguments of one call, parsed. */
+struct slc_call {
+    const char *data;
+    size_t len;
+    char peer[ADDR_STRLEN];   /* the texts of a message object's addresses */
+    char dst[ADDR_STRLEN];
+    struct syslog_rec rec;
+    struct syslog_json_extra x;
+    size_t bound;             /* syslog_json_bound: SIZE_MAX when too long to write */
 };
 
 /* Reads creds.pid/.uid/.gid (numbers) of the table at idx. */
@@ -267,64 +306,230 @@ static void slc_creds(lua_State *L, int idx, struct syslog_json_extra *x)
     }
 }
 
+/* "a.b.c.d:port", "[ip6]:port", a unix socket's path ("" when unbound) into buf
+ * (ADDR_STRLEN bytes), as tostring of an address object; returns its length. */
+static size_t slc_addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
+{
+    if (sa->sa_family != AF_INET) {
+        addr_format(sa, len, sa->sa_family != AF_UNIX, buf, ADDR_STRLEN);
+        return strlen(buf);
+    }
+    /* IPv4, the common case, without printf */
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    const uint8_t *a = (const uint8_t *)&in->sin_addr;
+    unsigned port = ntohs(in->sin_port);
+    char *o = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *o++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        *o++ = i < 3 ? '.' : ':';
+    }
+    char digits[5];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port);
+    while (k)
+        *o++ = digits[--k];
+    *o = '\0';
+    return (size_t)(o - buf);
+}
+
+/* Takes data, peer, dst and creds from a message's datagram, as the Lua handler did from
+ * msg.data, msg.peer, msg.dst and msg.creds. */
+static void slc_from_dgram(const struct dgram *d, struct slc_call *c)
+{
+    struct syslog_json_extra *x = &c->x;
+    int family = d->peer.ss_family;
+    bool ip = d->peerlen > 0 && (family == AF_INET || family == AF_INET6);
+    c->data = (const char *)d->data;
+    c->len = d->len;
+    if (d->peerlen > 0 && (ip || family == AF_UNIX)) {
+        x->peer_len = slc_addr_text((const struct sockaddr *)&d->peer, d->peerlen, c->peer);
+        if (x->peer_len > 0)
+            x->peer = c->peer;
+    }
+    if (ip) {
+        int df = d->dst.ss_family;
+        if ((d->has & DG_HAS_DST) && (df == AF_INET || df == AF_INET6)) {
+            x->dst_len = slc_addr_text((const struct sockaddr *)&d->dst, sizeof d->dst, c->dst);
+            x->dst = c->dst;
+        }
+    } else if (d->has & DG_HAS_CREDS) {
+        x->has_creds = x->has_pid = x->has_uid = x->has_gid = true;
+        x->pid = (double)d->pid;
+        x->uid = d->uid;
+        x->gid = d->gid;
+    }
+}
+
+/* Reads (data, now [, tz_offset [, peer [, dst [, creds]]]]) or (msg, now [, tz_offset]) and
+ * parses the datagram. */
+static void slc_prepare(lua_State *L, const struct slc_writer *w, struct slc_call *c)
+{
+    const struct dgram *d = NULL;
+    if (lua_type(L, 1) == LUA_TUSERDATA)
+        d = msg_dgram(L, 1);
+    else
+        c->data = luaL_checklstring(L, 1, &c->len);
+    lua_Number received = luaL_checknumber(L, 2);
+    int32_t tz = 0;
+    bool has_tz = slc_tz(L, 3, &tz);
+    struct syslog_json_extra *x = &c->x;
+    memset(x, 0, sizeof *x);
+    x->received = (double)received;
+    if (w->has_listener) {
+        x->listener = w->listener;
+        x->listener_len = w->listener_len;
+    }
+    if (d) {
+        slc_from_dgram(d, c);
+    } else {
+        x->peer = luaL_optlstring(L, 4, NULL, &x->peer_len);
+        x->dst = luaL_optlstring(L, 5, NULL, &x->dst_len);
+        if (!lua_isnoneornil(L, 6)) {
+            luaL_checktype(L, 6, LUA_TTABLE);
+            slc_creds(L, 6, x);
+        }
+    }
+    syslog_parse(&c->rec, (const uint8_t *)c->data, c->len, slc_now(L, 2), has_tz, tz);
+    bool failed = c->rec.error != SYSLOG_OK;
+    x->raw_b64 = w->raw == SLC_RAW_ALWAYS || (failed && w->raw == SLC_RAW_ERRORS);
+    c->bound = syslog_json_bound(&c->rec, x);
+}
+
+/* Pushes the line of c through a luaL_Buffer of its bound (lines too long for a buffer). */
+static void slc_push_long_line(lua_State *L, struct slc_call *c)
+{
+    if (c->bound == SIZE_MAX)
+        luaL_error(L, "syslog line: a datagram of %zu bytes is too long", c->len);
+    luaL_Buffer b;
+    char *out = luaL_buffinitsize(L, &b, c->bound);
+    size_t n = syslog_json_line(&c->rec, &c->x, out, c->bound);
+    if (n == 0)
+        luaL_error(L, "syslog line: longer than its bound");
+    luaL_pushresultsize(&b, n);
+}
+
+/* Pushes code, failed [, hostname]; returns how many. */
+static int slc_push_fields(lua_State *L, const struct slc_writer *w, const struct slc_call *c)
+{
+    const struct syslog_rec *rec = &c->rec;
+    lua_pushinteger(L, rec->facility * 8 + rec->severity);
+    lua_pushboolean(L, rec->error != SYSLOG_OK);
+    if (!w->want_host)
+        return 2;
+    if (rec->has_hostname)
+        lua_pushlstring(L, c->data + rec->hostname.off, rec->hostname.len);
+    else
+        lua_pushnil(L);
+    return 3;
+}
+
 /* json_line(data, now [, tz_offset [, peer [, dst [, creds]]]]) -> line, code, failed
  * [, hostname] */
 static int slc_json_line(lua_State *L)
 {
     struct slc_writer *w = lua_touserdata(L, lua_upvalueindex(1));
-    size_t len;
-    const char *data = luaL_checklstring(L, 1, &len);
-    lua_Number received = luaL_checknumber(L, 2);
-    int32_t tz = 0;
-    bool has_tz = slc_tz(L, 3, &tz);
-    struct syslog_json_extra x;
-    memset(&x, 0, sizeof x);
-    x.received = (double)received;
-    if (w->has_listener) {
-        x.listener = w->listener;
-        x.listener_len = w->listener_len;
-    }
-    x.peer = luaL_optlstring(L, 4, NULL, &x.peer_len);
-    x.dst = luaL_optlstring(L, 5, NULL, &x.dst_len);
-    if (!lua_isnoneornil(L, 6)) {
-        luaL_checktype(L, 6, LUA_TTABLE);
-        slc_creds(L, 6, &x);
-    }
-    struct syslog_rec rec;
-    syslog_parse(&rec, (const uint8_t *)data, len, slc_now(L, 2), has_tz, tz);
-    bool failed = rec.error != SYSLOG_OK;
-    x.raw_b64 = w->raw == SLC_RAW_ALWAYS || (failed && w->raw == SLC_RAW_ERRORS);
-
-    size_t bound = syslog_json_bound(&rec, &x);
-    size_t n;
-    if (bound <= sizeof w->line) {
-        n = syslog_json_line(&rec, &x, w->line, sizeof w->line);
+    struct slc_call c;
+    slc_prepare(L, w, &c);
+    if (c.bound <= w->cap) {
+        size_t n = syslog_json_line(&c.rec, &c.x, w->buf, w->cap);
         if (n == 0)
-            return luaL_error(L, "json_line: line longer than its bound");
-        lua_pushlstring(L, w->line, n);
+            return luaL_error(L, "syslog line: longer than its bound");
+        lua_pushlstring(L, w->buf, n);
     } else {
-        if (bound == SIZE_MAX)
-            return luaL_error(L, "json_line: datagram too long");
-        luaL_Buffer b;
-        char *out = luaL_buffinitsize(L, &b, bound);
-        n = syslog_json_line(&rec, &x, out, bound);
-        if (n == 0)
-            return luaL_error(L, "json_line: line longer than its bound");
-        luaL_pushresultsize(&b, n);
+        slc_push_long_line(L, &c);
     }
-    lua_pushinteger(L, rec.facility * 8 + rec.severity);
-    lua_pushboolean(L, failed);
-    if (!w->want_host)
-        return 3;
-    if (rec.has_hostname)
-        lua_pushlstring(L, data + rec.hostname.off, rec.hostname.len);
-    else
-        lua_pushnil(L);
-    return 4;
+    return 1 + slc_push_fields(L, w, &c);
 }
 
-/* syslog.json_writer{ listener =, raw =, hostname = } -> json_line */
-static int slc_json_writer(lua_State *L)
+/* add(data, now [, tz_offset [, peer [, dst [, creds]]]]) -> code, failed, full [, hostname]
+ * Appends the line to the batch; full once the batch holds SLC_BATCH_FULL bytes or more. */
+static int slc_batch_add(lua_State *L)
+{
+    struct slc_writer *w = lua_touserdata(L, lua_upvalueindex(1));
+    struct slc_call c;
+    if (w->last == SLC_LAST_OVERFLOW)
+        return luaL_error(L, "json_batch: take() the full batch before the next add()");
+    slc_prepare(L, w, &c);
+    size_t room = w->cap - w->pend_len;
+    size_t n = 0;
+    if (c.bound < room) {
+        n = syslog_json_line(&c.rec, &c.x, w->buf + w->pend_len, room - 1);
+        if (n == 0)
+            return luaL_error(L, "syslog line: longer than its bound");
+    } else {
+        slc_push_long_line(L, &c);                                /* ... line */
+        const char *line = lua_tolstring(L, -1, &n);
+        if (n < room) {
+            memcpy(w->buf + w->pend_len, line, n);
+            lua_pop(L, 1);
+        } else { /* kept beside the batch until take() */
+            lua_pushliteral(L, "\n");
+            lua_concat(L, 2);
+            lua_setiuservalue(L, lua_upvalueindex(1), 1);
+            w->last = SLC_LAST_OVERFLOW;
+            n = 0;
+        }
+    }
+    w->last_len = w->pend_len;
+    w->pend_lines++;
+    if (w->last != SLC_LAST_OVERFLOW) {
+        w->buf[w->pend_len + n] = '\n';
+        w->pend_len += n + 1;
+        w->last = SLC_LAST_PEND;
+    }
+    int nres = slc_push_fields(L, w, &c);
+    lua_pushboolean(L, w->last == SLC_LAST_OVERFLOW || w->pend_len >= SLC_BATCH_FULL);
+    if (nres == 3)
+        lua_rotate(L, -2, 1); /* code failed full hostname */
+    return nres + 1;
+}
+
+/* drop_last(): takes back the line of the last add (a message the caller filters out). */
+static int slc_batch_drop_last(lua_State *L)
+{
+    struct slc_writer *w = lua_touserdata(L, lua_upvalueindex(1));
+    if (w->last == SLC_LAST_OVERFLOW) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, lua_upvalueindex(1), 1);
+    }
+    if (w->last != SLC_LAST_NONE) {
+        w->pend_len = w->last_len;
+        w->pend_lines--;
+    }
+    w->last = SLC_LAST_NONE;
+    return 0;
+}
+
+/* take() -> lines, count: the lines added since the last take (each ends in "\n"), and how
+ * many; the batch is empty after. */
+static int slc_batch_take(lua_State *L)
+{
+    struct slc_writer *w = lua_touserdata(L, lua_upvalueindex(1));
+    if (w->last == SLC_LAST_OVERFLOW) {
+        lua_pushlstring(L, w->buf, w->pend_len);
+        lua_getiuservalue(L, lua_upvalueindex(1), 1);
+        lua_concat(L, 2);
+        lua_pushnil(L);
+        lua_setiuservalue(L, lua_upvalueindex(1), 1);
+    } else {
+        lua_pushlstring(L, w->buf, w->pend_len);
+    }
+    lua_pushinteger(L, (lua_Integer)w->pend_lines);
+    w->pend_len = w->pend_lines = w->last_len = 0;
+    w->last = SLC_LAST_NONE;
+    return 2;
+}
+
+/* Makes a writer from the options table at 1 with a buffer of cap bytes; pushes it. */
+static struct slc_writer *slc_new_writer(lua_State *L, const char *fn, size_t cap)
 {
     static const char *const raw_modes[] = { "errors", "always", "never", NULL };
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -332,26 +537,48 @@ static int slc_json_writer(lua_State *L)
     int raw = luaL_checkoption(L, -1, "errors", raw_modes);
     lua_getfield(L, 1, "hostname");
     bool want_host = lua_toboolean(L, -1);
-    lua_getfield(L, 1, "listener");
     size_t listener_len = 0;
     const char *listener = NULL;
-    if (!lua_isnil(L, -1)) {
+    if (lua_getfield(L, 1, "listener") != LUA_TNIL) {
         listener = lua_tolstring(L, -1, &listener_len);
         if (!listener)
-            return luaL_error(L, "json_writer: listener must be a string");
+            luaL_error(L, "%s: listener must be a string", fn);
     }
-    struct slc_writer *w = lua_newuserdatauv(L, sizeof *w + listener_len + 1, 0);
+    struct slc_writer *w = lua_newuserdatauv(L, sizeof *w + cap + listener_len + 1, 1);
     w->raw = raw;
     w->want_host = want_host;
     w->has_listener = listener != NULL;
-    w->listener_len = listener_len;
-    w->listener = (char *)(w + 1);
+    w->last = SLC_LAST_NONE;
+    w->pend_len = w->pend_lines = w->last_len = 0;
+    w->cap = cap;
+    char *name = w->buf + cap;
     if (listener)
-        memcpy(w->listener, listener, listener_len);
-    w->listener[listener_len] = '\0';
-    luaL_setmetatable(L, SLC_WRITER_META);
+        memcpy(name, listener, listener_len);
+    name[listener_len] = '\0';
+    w->listener = name;
+    w->listener_len = listener_len;
+    return w;
+}
+
+/* syslog.json_writer{ listener =, raw =, hostname = } -> json_line */
+static int slc_json_writer(lua_State *L)
+{
+    slc_new_writer(L, "json_writer", SLC_LINE_BUF);
     lua_pushcclosure(L, slc_json_line, 1);
     return 1;
+}
+
+/* syslog.json_batch{ listener =, raw =, hostname = } -> add, drop_last, take */
+static int slc_json_batch(lua_State *L)
+{
+    slc_new_writer(L, "json_batch", SLC_BATCH_CAP);               /* w */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, slc_batch_add, 1);                        /* w add */
+    lua_pushvalue(L, -2);
+    lua_pushcclosure(L, slc_batch_drop_last, 1);                  /* w add drop */
+    lua_rotate(L, -3, -1);                                        /* add drop w */
+    lua_pushcclosure(L, slc_batch_take, 1);                       /* add drop take */
+    return 3;
 }
 
 int luaopen_luadgram_syslog(lua_State *L)
@@ -359,10 +586,9 @@ int luaopen_luadgram_syslog(lua_State *L)
     static const luaL_Reg funcs[] = {
         {"parse", slc_parse},
         {"json_writer", slc_json_writer},
+        {"json_batch", slc_json_batch},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, SLC_WRITER_META);
-    lua_pop(L, 1);
     luaL_newlib(L, funcs);
     return 1;
 }

@@ -230,6 +230,14 @@ static int msg_tostring(lua_State *L)
     return 1;
 }
 
+const struct dgram *msg_dgram(lua_State *L, int idx)
+{
+    struct msg_obj *m = luaL_checkudata(L, idx, MSG_META);
+    if (!m->d)
+        luaL_error(L, "message expired (a message is valid only during its message call)");
+    return m->d;
+}
+
 struct msg_obj *msg_new(lua_State *L, struct wlistener *wl)
 {
     struct msg_obj *m = lua_newuserdatauv(L, sizeof *m, 0);

@@ -132,12 +132,8 @@ static void jb_str(struct jb *b, const uint8_t *s, size_t n, bool sd_unescape)
     b->len = (size_t)(o - b->out);
 }
 
-/* ,"key": */
-static void jb_key(struct jb *b, const char *key_with_comma, size_t n)
-{
-    jb_raw(b, key_with_comma, n);
-}
-#define JB_KEY(b, lit) jb_key((b), (lit), sizeof(lit) - 1)
+/* A key with its separators (',"key":'): a literal. */
+#define JB_KEY(b, lit) JB_LIT(b, lit)
 
 static void jb_span(struct jb *b, const struct syslog_rec *rec, struct syslog_span s)
 {
@@ -291,44 +287,49 @@ static void jb_base64(struct jb *b, const uint8_t *s, size_t n)
 /* ---------------------------------------------------------------------------------------
  * The line */
 
+/* Ends an SD element's object: its "params" array too when it had parameters. */
+static void jb_end_element(struct jb *b, bool had_params)
+{
+    if (had_params)
+        JB_LIT(b, "]}");
+    else
+        JB_LIT(b, "}");
+}
+
+/* ,"sd":[{"id":ID,"params":[{"name":N,"value":V},...]},...] ("params" only when there are
+ * some, as the Lua handler wrote it). */
 static void jb_sd(struct jb *b, const struct syslog_rec *rec)
 {
     struct syslog_sd_iter it;
     struct syslog_sd_item item;
     enum syslog_sd_kind k;
-    bool first_elem = true, first_param = true;
+    bool in_element = false, had_params = false;
     syslog_sd_begin(&it, rec->data, rec->len, rec->sd.off + 1);
     JB_KEY(b, ",\"sd\":[");
     while ((k = syslog_sd_next(&it, &item)) == SYSLOG_SD_ELEMENT || k == SYSLOG_SD_PARAM) {
         if (k == SYSLOG_SD_ELEMENT) {
-            if (first_elem)
-                ;
-            else if (first_param)
-                JB_LIT(b, "},");
-            else
-                JB_LIT(b, "]},");
-            first_elem = false;
-            first_param = true;
+            if (in_element) {
+                jb_end_element(b, had_params);
+                JB_LIT(b, ",");
+            }
+            in_element = true;
+            had_params = false;
             JB_LIT(b, "{\"id\":");
             jb_span(b, rec, item.id);
-        } else {
-            if (first_param)
-                JB_LIT(b, ",\"params\":[{\"name\":");
-            else
-                JB_LIT(b, ",{\"name\":");
-            first_param = false;
-            jb_span(b, rec, item.name);
-            JB_LIT(b, ",\"value\":");
-            jb_str(b, rec->data + item.value.off, item.value.len, item.escaped);
-            JB_LIT(b, "}");
+            continue;
         }
-    }
-    if (first_elem)
-        ;
-    else if (first_param)
+        if (had_params)
+            JB_LIT(b, ",{\"name\":");
+        else
+            JB_LIT(b, ",\"params\":[{\"name\":");
+        had_params = true;
+        jb_span(b, rec, item.name);
+        JB_LIT(b, ",\"value\":");
+        jb_str(b, rec->data + item.value.off, item.value.len, item.escaped);
         JB_LIT(b, "}");
-    else
-        JB_LIT(b, "]}");
+    }
+    if (in_element)
+        jb_end_element(b, had_params);
     JB_LIT(b, "]");
 }
 

@@ -536,8 +536,8 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
         if (!after_cisco_prefix)
             return false;
         /* "^(%d%d%d%d) (%a%a%a) +(%d%d?) ()%d%d:%d%d:%d%d" */
-        if (!four_digits(x, p) || at(x, p + 4) != ' ' || !month_day(x, p + 5, &ms, &day, &next) ||
-            !hhmmss(x, next))
+        if (!four_digits(x, p) || at(x, p + 4) != ' ' ||
+            !month_day(x, p + 5, &ms, &day, &next) || !hhmmss(x, next))
             return false;
         has_year = true;
         y = (at(x, p) - '0') * 1000 + (at(x, p + 1) - '0') * 100 + two_digits(x, p + 2);
@@ -795,6 +795,10 @@ void syslog_parse(struct syslog_rec *rec, const uint8_t *data, size_t len, int64
         rec->error = SYSLOG_ERR_EMPTY;
         return;
     }
+    if (now > SYSLOG_NOW_MAX || now < -SYSLOG_NOW_MAX) /* outside the contract: no overflow */
+        now = now > 0 ? SYSLOG_NOW_MAX : -SYSLOG_NOW_MAX;
+    if (tz_offset <= -86400 || tz_offset >= 86400)
+        has_tz = false;
     struct px x = { data, len, len, rec, now, has_tz, tz_offset };
     size_t n = len;
     for (int i = 0; i < 4; i++) { /* trailing LF, CR, NUL */

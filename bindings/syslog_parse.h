@@ -64,9 +64,11 @@ struct syslog_rec {
     char ts_text[SYSLOG_TS_MAX];
 };
 
-/* Parses data[0, len) received at epoch second `now` (the year of "Mmm dd" timestamps).
- * has_tz: tz_offset (seconds east of UTC, -86400 < tz < 86400) is the zone of RFC 3164
- * timestamps. Never fails: rec always describes the datagram (see syslog_parse.lua). */
+/* Parses data[0, len) received at epoch second `now` (the year of "Mmm dd" timestamps;
+ * within SYSLOG_NOW_MAX of the epoch, as the Lua parser takes it). has_tz: tz_offset
+ * (seconds east of UTC, -86400 < tz < 86400) is the zone of RFC 3164 timestamps. Never
+ * fails: rec always describes the datagram (see syslog_parse.lua). */
+#define SYSLOG_NOW_MAX INT64_C(1000000000000)
 void syslog_parse(struct syslog_rec *rec, const uint8_t *data, size_t len, int64_t now,
                   bool has_tz, int32_t tz_offset);
 

@@ -180,7 +180,7 @@ end
 local function tick()
   publish()
   if out and out.failing then
-    report("output errors", "cannot write %s (%d records waiting): %s", out.path, out.n // 2,
+    report("output errors", "cannot write %s (%d records waiting): %s", out.path, out.lines,
            tostring(out.failing))
   end
 end

@@ -90,6 +90,23 @@ describe("output_jsonl", function()
       assert.are.equal(0, out.dropped)
     end)
 
+    it("appends pre-encoded lines (write_line, write_lines) in order, counting lines",
+       function()
+      local path = dir .. "/out.jsonl"
+      local out = assert(output_jsonl.open { path = path })
+      assert(out:write { n = 1 })
+      assert(out:write_line('{"n":2}'))
+      assert(out:write_lines('{"n":3}\n{"n":4}\n{"n":5}\n', 3))
+      assert(out:write_lines("", 0))
+      assert(out:write { n = 6 })
+      assert.are.equal(6, out.lines, "lines waiting before the flush")
+      assert(out:close())
+      assert.are.same({ { n = 1 }, { n = 2 }, { n = 3 }, { n = 4 }, { n = 5 }, { n = 6 } },
+                      decoded(path))
+      assert.are.equal(6, out.written)
+      assert.are.equal(0, out.dropped)
+    end)
+
     it("keeps lines in memory until flush or buffer_size bytes", function()
       local path = dir .. "/out.jsonl"
       local out = assert(output_jsonl.open { path = path, buffer_size = 200 })

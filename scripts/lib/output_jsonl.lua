@@ -22,6 +22,7 @@ API
 
   ok, err = out:write(tbl [, utf8_ok])
   ok, err = out:write_line(json)   -- an already encoded object (valid UTF-8, no newline)
+  ok, err = out:write_lines(lines, count)  -- count such objects, each followed by "\n"
     Encodes tbl as one line. Returns true, or nil, err when the line is dropped (tbl cannot
     be encoded: a function, a cycle...; or max_pending is reached), counted in out.dropped.
     JSON must be UTF-8 but cjson copies string bytes as they are, so every line is checked
@@ -163,7 +164,8 @@ function M.open(opts)
   if not f then return nil, err end
   local self = setmetatable({
     path = opts.path, f = f, mkdir = mkdir,
-    buf = {}, n = 0, bytes = 0,  -- buf: line, "\n", line, "\n", ... (n entries)
+    buf = {}, n = 0, bytes = 0,  -- buf: line, "\n", lines, ... (n entries)
+    lines = 0,                   -- lines in buf
     buffer_size = buffer_size, max_pending = max_pending,
     failing = nil,               -- the last write error while it lasts
     written = 0, dropped = 0,
@@ -207,12 +209,30 @@ function Out:write_line(line)
   local n = self.n
   local buf = self.buf
   buf[n + 1], buf[n + 2] = line, "\n"
-  self.n = n + 2
+  self.n, self.lines = n + 2, self.lines + 1
   local bytes = self.bytes + #line + 1
   self.bytes = bytes
   if bytes >= self.buffer_size and not self.failing then
     self:flush() -- on failure the line stays kept; the timer's flush retries
   end
+  return true
+end
+
+-- Appends count lines at once: `lines` holds count encoded objects, each followed by "\n"
+-- (luadgram.syslog's json_batch). Same buffering, bounds and counts as write_line.
+function Out:write_lines(lines, count)
+  if count == 0 then return true end
+  if self.bytes >= self.max_pending then
+    self.dropped = self.dropped + count
+    if self.closed then return nil, "output closed" end
+    return nil, "output buffer full (" .. tostring(self.failing) .. ")"
+  end
+  local n = self.n + 1
+  self.buf[n] = lines
+  self.n, self.lines = n, self.lines + count
+  local bytes = self.bytes + #lines
+  self.bytes = bytes
+  if bytes >= self.buffer_size and not self.failing then self:flush() end
   return true
 end
 
@@ -239,10 +259,10 @@ function Out:flush()
     return nil, self.failing
   end
   self.failing = nil
-  self.written = self.written + n // 2
+  self.written = self.written + self.lines
   local buf = self.buf
   for i = 1, n do buf[i] = nil end
-  self.n, self.bytes = 0, 0
+  self.n, self.bytes, self.lines = 0, 0, 0
   return true
 end
 
@@ -265,10 +285,10 @@ function Out:close()
   end
   local ok, err = self:flush()
   if not ok then
-    self.dropped = self.dropped + self.n // 2
+    self.dropped = self.dropped + self.lines
     local buf = self.buf
     for i = 1, self.n do buf[i] = nil end
-    self.n, self.bytes = 0, 0
+    self.n, self.bytes, self.lines = 0, 0, 0
   end
   if self.f then self.f:close() end
   self.f = nil
