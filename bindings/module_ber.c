@@ -41,6 +41,7 @@
  *     string for the unsigned 64-bit ones).
  *
  *   ber.trap_json(bytes [, head...]) -> version, community, pdu, request_id, members
+ *     (bytes may also be the message object of a handler: its payload is read in place)
  *                                    | nil, reason, kind
  *     The fast path of scripts/snmptrap.lua: one pass over the packet, no Lua table. The
  *     scalars the handler's policy needs: version "v1" | "v2c", community (the bytes), pdu
@@ -435,12 +436,19 @@ static int push_large(lua_State *L, struct snmp_msg *m, const struct json_text *
     return 5;
 }
 
-/* ber.trap_json(bytes [, head...]) -> version, community, pdu, request_id, members
+/* ber.trap_json(bytes | msg [, head...]) -> version, community, pdu, request_id, members
  *                                   | nil, reason, kind */
 static int ber_trap_json(lua_State *L)
 {
     size_t len;
-    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    const uint8_t *buf;
+    if (lua_type(L, 1) == LUA_TUSERDATA) { /* the message itself: no Lua string of it */
+        const struct dgram *d = msg_dgram(L, 1);
+        buf = d->data;
+        len = d->len;
+    } else {
+        buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    }
     struct json_text t = {2, lua_gettop(L), 0, 0, 0};
     json_head_measure(L, &t);
     size_t frame = t.hlen + (t.last >= t.first ? 1 : 0);

@@ -421,8 +421,7 @@ local line_sec, line_time = -1, ""   -- the second of line_time: '{"time":"<to t
 
 function H.message(msg)
   n.received = n.received + 1
-  local data = msg.data
-  if callback then return message_with_callback(msg, data) end
+  if callback then return message_with_callback(msg, msg.data) end
   local t = msg.time or now()
   local sec = t // 1
   if sec ~= line_sec then
@@ -431,15 +430,18 @@ function H.message(msg)
   local us = (t - sec) * 1e6 // 1               -- as rfc3339: floor((t - sec) * 1e6)
   if us > 999999 then us = 999999 end          -- rounding, for t near 0
   local ms, peer, dst = DIGITS3[us // 1000], msg.peer, msg.dst
+  -- The daemon's message is read in place by trap_json (no Lua string of the payload); a
+  -- stand-in table (the specs') hands its data.
+  local src = type(msg) == "userdata" and msg or msg.data
   local by_port = peer and addr_cache[peer.ip]
   local peer_json = by_port and by_port[peer.port] or addr_json(peer)
   local version, community, pdu, _, line
   if dst then
     by_port = addr_cache[dst.ip]
-    version, community, pdu, _, line = trap_json(data, line_time, ms, DIGITS3[us % 1000],
+    version, community, pdu, _, line = trap_json(src, line_time, ms, DIGITS3[us % 1000],
       after_time, peer_json, ',"dst":', by_port and by_port[dst.port] or addr_json(dst), ",")
   else
-    version, community, pdu, _, line = trap_json(data, line_time, ms, DIGITS3[us % 1000],
+    version, community, pdu, _, line = trap_json(src, line_time, ms, DIGITS3[us % 1000],
       after_time, peer_json, ",")
   end
   if not line then
@@ -452,7 +454,7 @@ function H.message(msg)
   if not ok then
     store(ok, err, tostring(peer))
   elseif pdu == "inform" then
-    acknowledge(msg, data)
+    acknowledge(msg, msg.data)
   end
 end
 
