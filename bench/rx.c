@@ -2,6 +2,7 @@
 #include "rx.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,4 +151,54 @@ int rx_should_stop(uint64_t now, uint64_t deadline, uint64_t last_ns, uint64_t i
     if (idle_ns && last_ns && now - last_ns >= idle_ns)
         return 1;
     return signals && bench_stop_requested();
+}
+
+int rx_parse_args(const char *tool, int argc, char **argv, int with_seq,
+                  void (*usage)(FILE *), struct rx_opts *o)
+{
+    enum { O_BIND = 256, O_BATCH, O_RCVBUF, O_BUFSIZE, O_COUNT, O_SECONDS, O_IDLE, O_NETNS,
+           O_SEQ };
+    const struct option longopts[] = {
+        { "bind", required_argument, NULL, O_BIND },
+        { "batch", required_argument, NULL, O_BATCH },
+        { "rcvbuf", required_argument, NULL, O_RCVBUF },
+        { "bufsize", required_argument, NULL, O_BUFSIZE },
+        { "count", required_argument, NULL, O_COUNT },
+        { "seconds", required_argument, NULL, O_SECONDS },
+        { "idle", required_argument, NULL, O_IDLE },
+        { "allow-netns", no_argument, NULL, O_NETNS },
+        { "help", no_argument, NULL, 'h' },
+        { with_seq ? "seq" : NULL, no_argument, NULL, O_SEQ }, /* the end when !with_seq */
+        { NULL, 0, NULL, 0 },
+    };
+    int c, bad = 0;
+
+    *o = (struct rx_opts){ .batch = 64, .bufsize = 65536, .seconds = 60, .idle = 2 };
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case O_BIND: o->bind_str = optarg; break;
+        case O_BATCH: bad |= bench_parse_u64(optarg, 1, RX_MAX_BATCH, &o->batch); break;
+        case O_RCVBUF: bad |= bench_parse_u64(optarg, 0, 1u << 30, &o->rcvbuf); break;
+        case O_BUFSIZE: bad |= bench_parse_u64(optarg, 1, 65536, &o->bufsize); break;
+        case O_COUNT: bad |= bench_parse_u64(optarg, 1, UINT64_MAX, &o->count); break;
+        case O_SECONDS:
+            bad |= bench_parse_double(optarg, 0.001, BENCH_MAX_SECONDS, &o->seconds);
+            break;
+        case O_IDLE: bad |= bench_parse_double(optarg, 0, BENCH_MAX_SECONDS, &o->idle); break;
+        case O_SEQ: o->seq = 1; break;
+        case O_NETNS: o->allow_netns = 1; break;
+        case 'h': usage(stdout); exit(0);
+        default: usage(stderr); return -1;
+        }
+        if (bad) {
+            bench_err(tool, 0, "--%s %s: out of range or not a number",
+                      longopts[c - O_BIND].name, optarg);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        bench_err(tool, 0, "unexpected argument %s (see --help)", argv[optind]);
+        return -1;
+    }
+    return bench_addr_get(tool, "--bind", o->bind_str, o->allow_netns, &o->bind);
 }

@@ -1,4 +1,5 @@
-/* bench/rx.h: the receive side shared by sink and echo: a bound UDP socket set up for
+/* bench/rx.h: the receive side shared by sink and echo: their command-line options, a bound
+ * UDP socket set up for
  * recvmmsg (receive buffer, SO_RXQ_OVFL, a 100 ms receive timeout so loops can check their
  * deadlines), a ring of receive buffers allocated once, and the socket's kernel drop
  * counter. */
@@ -6,11 +7,28 @@
 #define BENCH_RX_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include "common.h"
 
 #define RX_TIMEOUT_MS 100 /* longest a blocking recvmmsg waits before the loop looks up */
+#define RX_MAX_BATCH 1024u
+
+/* The options both receivers take. */
+struct rx_opts {
+    struct bench_addr bind;
+    const char *bind_str;
+    uint64_t batch, rcvbuf, count, bufsize;
+    double seconds, idle;
+    int seq, allow_netns;
+};
+
+/* Parses --bind --batch --rcvbuf --bufsize --count --seconds --idle --allow-netns (and --seq
+ * when with_seq) into o, with the receivers' defaults. --help prints usage(stdout) and exits
+ * 0. Returns 0, or -1 after saying why on stderr. */
+int rx_parse_args(const char *tool, int argc, char **argv, int with_seq,
+                  void (*usage)(FILE *), struct rx_opts *o);
 
 struct rx_ring {
     unsigned batch;

@@ -6,23 +6,13 @@
 #include "rx.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define TOOL "sink"
-#define MAX_BATCH 1024u
 #define MAX_RECV_ERRORS 1000u
-
-struct sink_opts {
-    struct bench_addr bind;
-    const char *bind_str;
-    uint64_t batch, rcvbuf, count, bufsize;
-    double seconds, idle;
-    int seq, allow_netns;
-};
 
 /* Sequence accounting: next is the number expected after the highest seen. */
 struct seqtrack {
@@ -60,54 +50,6 @@ static void usage(FILE *f)
 "  -h, --help         this text\n");
 }
 
-static int parse_args(int argc, char **argv, struct sink_opts *o)
-{
-    enum { O_BIND = 256, O_BATCH, O_RCVBUF, O_BUFSIZE, O_COUNT, O_SECONDS, O_IDLE, O_SEQ,
-           O_NETNS };
-    static const struct option longopts[] = {
-        { "bind", required_argument, NULL, O_BIND },
-        { "batch", required_argument, NULL, O_BATCH },
-        { "rcvbuf", required_argument, NULL, O_RCVBUF },
-        { "bufsize", required_argument, NULL, O_BUFSIZE },
-        { "count", required_argument, NULL, O_COUNT },
-        { "seconds", required_argument, NULL, O_SECONDS },
-        { "idle", required_argument, NULL, O_IDLE },
-        { "seq", no_argument, NULL, O_SEQ },
-        { "allow-netns", no_argument, NULL, O_NETNS },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c, bad = 0;
-
-    *o = (struct sink_opts){ .batch = 64, .bufsize = 65536, .seconds = 60, .idle = 2 };
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case O_BIND: o->bind_str = optarg; break;
-        case O_BATCH: bad |= bench_parse_u64(optarg, 1, MAX_BATCH, &o->batch); break;
-        case O_RCVBUF: bad |= bench_parse_u64(optarg, 0, 1u << 30, &o->rcvbuf); break;
-        case O_BUFSIZE: bad |= bench_parse_u64(optarg, 1, 65536, &o->bufsize); break;
-        case O_COUNT: bad |= bench_parse_u64(optarg, 1, UINT64_MAX, &o->count); break;
-        case O_SECONDS:
-            bad |= bench_parse_double(optarg, 0.001, BENCH_MAX_SECONDS, &o->seconds);
-            break;
-        case O_IDLE: bad |= bench_parse_double(optarg, 0, BENCH_MAX_SECONDS, &o->idle); break;
-        case O_SEQ: o->seq = 1; break;
-        case O_NETNS: o->allow_netns = 1; break;
-        case 'h': usage(stdout); exit(0);
-        default: usage(stderr); return -1;
-        }
-        if (bad) {
-            bench_err(TOOL, 0, "--%s %s: out of range or not a number",
-                      longopts[c - O_BIND].name, optarg);
-            return -1;
-        }
-    }
-    if (optind < argc) {
-        bench_err(TOOL, 0, "unexpected argument %s (see --help)", argv[optind]);
-        return -1;
-    }
-    return bench_addr_get(TOOL, "--bind", o->bind_str, o->allow_netns, &o->bind);
-}
 
 static void seq_note(struct seqtrack *t, uint64_t s)
 {
@@ -122,7 +64,7 @@ static void seq_note(struct seqtrack *t, uint64_t s)
     }
 }
 
-static void account(struct sink_stats *st, const struct sink_opts *o, struct rx_ring *ring,
+static void account(struct sink_stats *st, const struct rx_opts *o, struct rx_ring *ring,
                     unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
@@ -142,7 +84,7 @@ static void account(struct sink_stats *st, const struct sink_opts *o, struct rx_
 }
 
 /* The receive loop: bounded by --count, the --seconds deadline and --idle. */
-static void run(int fd, const struct sink_opts *o, struct rx_ring *ring, struct sink_stats *st)
+static void run(int fd, const struct rx_opts *o, struct rx_ring *ring, struct sink_stats *st)
 {
     const uint64_t deadline = bench_now_ns() + (uint64_t)(o->seconds * 1e9);
     const uint64_t idle = (uint64_t)(o->idle * 1e9);
@@ -173,7 +115,7 @@ static void run(int fd, const struct sink_opts *o, struct rx_ring *ring, struct 
 
 int main(int argc, char **argv)
 {
-    struct sink_opts o;
+    struct rx_opts o;
     struct sink_stats st;
     struct rx_ring ring;
     struct bench_addr bound;
@@ -184,7 +126,7 @@ int main(int argc, char **argv)
     double secs, cpu;
 
     memset(&st, 0, sizeof st);
-    if (parse_args(argc, argv, &o) < 0)
+    if (rx_parse_args(TOOL, argc, argv, 1, usage, &o) < 0)
         return 2;
     if (rx_ring_init(&ring, (unsigned)o.batch, (size_t)o.bufsize) < 0) {
         bench_err(TOOL, ENOMEM, "receive buffers");
