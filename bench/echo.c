@@ -123,9 +123,7 @@ int main(int argc, char **argv)
     struct rx_opts o;
     struct echo_stats st;
     struct rx_ring ring;
-    struct bench_addr bound;
     struct bench_cpu c0, c1;
-    char name[80];
     int fd, granted = 0, rc = 2;
     uint64_t drops;
     double secs, cpu;
@@ -133,15 +131,9 @@ int main(int argc, char **argv)
     memset(&st, 0, sizeof st);
     if (rx_parse_args(TOOL, argc, argv, 0, usage, &o) < 0)
         return 2;
-    if (rx_ring_init(&ring, (unsigned)o.batch, (size_t)o.bufsize) < 0) {
-        bench_err(TOOL, ENOMEM, "receive buffers");
+    fd = rx_start(TOOL, &o, &ring, &granted);
+    if (fd < 0)
         return 2;
-    }
-    fd = rx_open(TOOL, &o.bind, (int)o.rcvbuf, &granted, &bound);
-    if (fd < 0 || bench_signals_block() < 0)
-        goto out;
-    bench_addr_format(&bound, name, sizeof name);
-    fprintf(stderr, "%s: listening on %s\n", TOOL, name);
     bench_cpu_now(&c0);
     run(fd, &o, &ring, &st);
     bench_cpu_now(&c1);
@@ -159,7 +151,6 @@ int main(int argc, char **argv)
            (unsigned long long)st.bytes, secs > 0 ? (double)st.received / secs : 0.0);
     fflush(stdout);
     rc = st.errors || st.recv_errors ? 1 : 0;
-out:
     if (fd >= 0)
         close(fd);
     rx_ring_free(&ring);

@@ -202,3 +202,23 @@ int rx_parse_args(const char *tool, int argc, char **argv, int with_seq,
     }
     return bench_addr_get(tool, "--bind", o->bind_str, o->allow_netns, &o->bind);
 }
+
+int rx_start(const char *tool, const struct rx_opts *o, struct rx_ring *ring, int *granted)
+{
+    struct bench_addr bound;
+    char name[80];
+    if (rx_ring_init(ring, (unsigned)o->batch, (size_t)o->bufsize) < 0) {
+        bench_err(tool, ENOMEM, "receive buffers");
+        return -1;
+    }
+    int fd = rx_open(tool, &o->bind, (int)o->rcvbuf, granted, &bound);
+    if (fd < 0 || bench_signals_block() < 0) {
+        if (fd >= 0)
+            close(fd);
+        rx_ring_free(ring);
+        return -1;
+    }
+    bench_addr_format(&bound, name, sizeof name);
+    fprintf(stderr, "%s: listening on %s\n", tool, name);
+    return fd;
+}

@@ -63,4 +63,9 @@ uint64_t rx_proc_drops(int fd);
 int rx_should_stop(uint64_t now, uint64_t deadline, uint64_t last_ns, uint64_t idle_ns,
                    int signals);
 
+/* Sets a receiver up from its options: the ring, the bound socket, signals blocked, and
+ * "TOOL: listening on ADDR" on stderr. Returns the socket, or -1 after saying why (the ring
+ * is then freed). *granted: the receive buffer the kernel granted. */
+int rx_start(const char *tool, const struct rx_opts *o, struct rx_ring *ring, int *granted);
+
 #endif

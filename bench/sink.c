@@ -118,9 +118,7 @@ int main(int argc, char **argv)
     struct rx_opts o;
     struct sink_stats st;
     struct rx_ring ring;
-    struct bench_addr bound;
     struct bench_cpu c0, c1;
-    char name[80];
     int fd, granted = 0, rc = 2;
     uint64_t drops;
     double secs, cpu;
@@ -128,15 +126,9 @@ int main(int argc, char **argv)
     memset(&st, 0, sizeof st);
     if (rx_parse_args(TOOL, argc, argv, 1, usage, &o) < 0)
         return 2;
-    if (rx_ring_init(&ring, (unsigned)o.batch, (size_t)o.bufsize) < 0) {
-        bench_err(TOOL, ENOMEM, "receive buffers");
+    fd = rx_start(TOOL, &o, &ring, &granted);
+    if (fd < 0)
         return 2;
-    }
-    fd = rx_open(TOOL, &o.bind, (int)o.rcvbuf, &granted, &bound);
-    if (fd < 0 || bench_signals_block() < 0)
-        goto out;
-    bench_addr_format(&bound, name, sizeof name);
-    fprintf(stderr, "%s: listening on %s\n", TOOL, name);
     bench_cpu_now(&c0);
     run(fd, &o, &ring, &st);
     bench_cpu_now(&c1);
@@ -158,7 +150,6 @@ int main(int argc, char **argv)
            (unsigned long long)st.truncated, granted);
     fflush(stdout);
     rc = st.recv_errors ? 1 : 0;
-out:
     if (fd >= 0)
         close(fd);
     rx_ring_free(&ring);
