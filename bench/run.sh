@@ -76,6 +76,29 @@ pin() {
 }
 
 # field KEY LINE: the value of KEY=value in a summary line.
+# settle STABLE TARGET CMD...: runs CMD (it prints a count) every 0.2 s until it prints
+# TARGET or the same count STABLE times in a row (at most 30 s); prints the last count. For
+# receivers that write their output after the load has ended.
+settle() {
+    local stable=$1 target=$2 last=-1 same=0 n=0 i; shift 2
+    for ((i = 0; i < 150; i++)); do
+        n=$("$@")
+        [[ $n == "$target" ]] && break
+        if [[ $n == "$last" ]]; then
+            same=$((same + 1))
+            ((same >= stable)) && break
+        else
+            same=0
+        fi
+        last=$n
+        sleep 0.2
+    done
+    echo "$n"
+}
+
+# count_lines FILE: complete lines in FILE (0 when it does not exist yet).
+count_lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+
 field() {
     tr ' ' '\n' <<<"$2" | sed -n "s/^$1=//p"
 }

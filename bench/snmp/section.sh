@@ -27,26 +27,6 @@ SNMP_SECONDS=${SNMP_SECONDS:-2}
 SNMP_PAYLOAD=${SNMP_PAYLOAD:-$SRC/bench/snmp/trap_v2c.bin}
 SNMP_KINDS=(sink luadgramd snmptrapd)
 
-# snmp_settle TARGET CMD...: runs CMD (it prints a count) every 0.2 s until it prints TARGET
-# or the same count 6 times in a row (at most 30 s); prints the last count.
-snmp_settle() {
-    local target=$1 last=-1 same=0 n=0 i; shift
-    for ((i = 0; i < 150; i++)); do
-        n=$("$@")
-        [[ $n == "$target" ]] && break
-        if [[ $n == "$last" ]]; then
-            same=$((same + 1))
-            ((same >= 6)) && break
-        else
-            same=0
-        fi
-        last=$n
-        sleep 0.2
-    done
-    echo "$n"
-}
-
-snmp_lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
 snmp_trapd_lines() { grep -c 'TRAP2, SNMP v2c' "$1" 2>/dev/null || true; }
 
 # snmp_load ADDR RATE COUNT: loadgen replays the trap from the client core; its summary.
@@ -85,7 +65,7 @@ snmp_step() {
                 return 0
             t0=$(cpu_ticks "$SERVER_PID")
             lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
-            got=$(snmp_settle "$(field sent "$lg")" snmp_lines "$out.jsonl")
+            got=$(settle 6 "$(field sent "$lg")" count_lines "$out.jsonl")
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server
             log_run snmp luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got" \
@@ -104,7 +84,7 @@ snmp_step() {
             start_daemon "$out" "$SERVER_CPU" 10 'NET-SNMP version' "${cmd[@]}" || return 0
             t0=$(cpu_ticks "$SERVER_PID")
             lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
-            got=$(snmp_settle "$(field sent "$lg")" snmp_trapd_lines "$out")
+            got=$(settle 6 "$(field sent "$lg")" snmp_trapd_lines "$out")
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server
             log_run snmp snmptrapd "$run" "$rate/s: loadgen: $lg; lines=$got" \

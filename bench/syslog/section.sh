@@ -36,28 +36,8 @@ SYSLOG_KINDS=(sink luadgramd rsyslog)
 # The issue's figures, measured on a 2-core machine at 200 000 messages/s.
 SYSLOG_ISSUE_RATE=200000
 
-# syslog_settle TARGET CMD...: runs CMD (it prints a count) every 0.2 s until it prints
-# TARGET or the same count 8 times in a row (1.6 s: longer than rsyslog's 1 s flush
-# interval), at most 30 s; prints the last count.
-syslog_settle() {
-    local target=$1 last=-1 same=0 n=0 i; shift
-    for ((i = 0; i < 150; i++)); do
-        n=$("$@")
-        [[ $n == "$target" ]] && break
-        if [[ $n == "$last" ]]; then
-            same=$((same + 1))
-            ((same >= 8)) && break
-        else
-            same=0
-        fi
-        last=$n
-        sleep 0.2
-    done
-    echo "$n"
-}
-
-# syslog_lines FILE: complete lines in FILE (0 when it does not exist yet).
-syslog_lines() { if [[ -f $1 ]]; then wc -l <"$1"; else echo 0; fi; }
+# Outputs settle when the line count stands still 8 polls (1.6 s: longer than rsyslog's
+# 1 s flush interval).
 
 # syslog_udp_drops PORT: the drops column of the socket bound to 127.0.0.1:PORT in
 # /proc/net/udp (receive-buffer overflows), or nothing.
@@ -138,12 +118,12 @@ syslog_step() {
                 -c "$SRC/bench/syslog/luadgramd.conf" || return 0
             t0=$(cpu_ticks "$SERVER_PID") w0=$(syslog_rq_wait "$SERVER_PID")
             lg=$(syslog_load "127.0.0.1:$port" "$rate" "$count")
-            syslog_settle "$(field sent "$lg")" syslog_lines "$file" >/dev/null
+            settle 8 "$(field sent "$lg")" count_lines "$file" >/dev/null
             syslog_after
             drops=$(metric "$mport" luadgramd_kernel_drops_total)
             rx=$(metric "$mport" luadgramd_received_total)
             stop_server
-            got=$(syslog_lines "$file")
+            got=$(count_lines "$file")
             log_run syslog luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got received=$rx" \
                 "kernel_drops=$drops $stats" \
                 "$(grep -hE ' (warn|error): ' "$out.err" "$out" | head -2 | tr '\n' ' ')"
@@ -169,11 +149,11 @@ syslog_step() {
             done
             t0=$(cpu_ticks "$SERVER_PID") w0=$(syslog_rq_wait "$SERVER_PID")
             lg=$(syslog_load "127.0.0.1:$port" "$rate" "$count")
-            syslog_settle "$(field sent "$lg")" syslog_lines "$file" >/dev/null
+            settle 8 "$(field sent "$lg")" count_lines "$file" >/dev/null
             syslog_after
             drops=$(syslog_udp_drops "$port")
             stop_server
-            got=$(syslog_lines "$file")
+            got=$(count_lines "$file")
             log_run syslog rsyslog "$run" "$rate/s: loadgen: $lg; lines=$got" \
                 "kernel_drops=$drops $stats" \
                 "$(grep -v -e '\] start$' -e 'exiting on signal' -e 'rcvbuf size' "$out" |
