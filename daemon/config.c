@@ -198,6 +198,13 @@ static int config_setting(lua_State *L)
             return config_raise_at(L, line,
                                    "handler_budget: expected a number of instructions (0: none)");
         cfg->handler_budget = (long)iv;
+    } else if (strcmp(key, "handler_timeout") == 0) {
+        int isnum = 0;
+        lua_Number t = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumberx(L, 3, &isnum) : 0;
+        if (!isnum || !(t == 0 || (t >= 0.001 && t <= 86400)))
+            return config_raise_at(L, line, "handler_timeout: expected seconds from 0.001 to "
+                                            "86400 (0: none)");
+        cfg->handler_timeout = (double)t;
     } else {
         return config_raise_at(L, line, "unknown setting '%s'", key);
     }
@@ -638,7 +645,8 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
     c.cfg = cfg;
     cfg->workers = 1;
     cfg->log_level = LOG_LVL_INFO;
-    cfg->handler_budget = 100000000;
+    cfg->handler_budget = 0;
+    cfg->handler_timeout = 1.0;
     cfg->file = strdup(file);
     char *tmp = strdup(file);
     cfg->dir = tmp ? strdup(dirname(tmp)) : NULL;

@@ -36,6 +36,7 @@ struct config {
     size_t npaths;
     char **script_path;    /* absolute or relative to the cwd, searched in order */
     long handler_budget;   /* instructions per handler call, 0 = no limit */
+    double handler_timeout; /* seconds per handler call, 0 = no limit */
     size_t nlisteners;
     struct listener_cfg *listeners;
     lua_State *L;          /* the configuration's own state: keeps the options tables */

@@ -108,7 +108,7 @@ static int dispatch_batch_p(lua_State *L)
         lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
         lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
         msg_bind(wl->msg, &b->recs[b->i], b->ws);
-        worker_budget_restart(wl->w);
+        worker_call_next(wl->w);
         lua_call(L, 1, 0);
         msg_unbind(wl->msg);
         lstats_add(wl->stats, LS_HANDLED, 1);

@@ -22,6 +22,7 @@
 #include "errname.h"
 #include "lbind.h"
 #include "sendq.h"
+#include "watchdog.h"
 
 enum { SENDQ_ITEMS = 1024, SENDQ_ARENA = 4 << 20, BUDGET_STEP = 1000 };
 
@@ -45,47 +46,101 @@ static int worker_traceback(lua_State *L)
     return 1;
 }
 
-/* The instruction-count hook. It is set on the main state before any script runs and never
- * removed, so every coroutine (which copies its creator's hook) is counted too, and it
- * counts only inside worker_pcall. Once the budget is spent, every further instruction of
- * the thread raises, so a handler cannot catch the error (pcall, coroutine.resume) and go
- * on running. */
-static void worker_budget_hook(lua_State *L, lua_Debug *ar)
+/* The thread-local pointer below is the one piece of state outside the worker's struct: a
+ * signal handler gets no argument, so the watchdog's signal finds the worker whose call it
+ * interrupts here. Set only around a protected call, on the thread making it. */
+static _Thread_local struct worker *worker_signal_target;
+
+/* The hook: the instruction budget (handler_budget) and the stop of a call the watchdog
+ * found past handler_timeout. With a budget it is set on the main state before any script
+ * runs and never removed, so coroutines (which copy their creator's hook) are counted too;
+ * without one the main state runs hook-free until the watchdog's signal sets it, and each
+ * coroutine gets it when created (worker_co_create), checking every BUDGET_STEP
+ * instructions. It acts only inside worker_pcall. Once a call is to stop, every further
+ * instruction of the thread raises, so a handler cannot catch the error (pcall,
+ * coroutine.resume) and go on running. */
+static void worker_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct worker *w = worker_of(L);
     if (!w || !w->in_call)
         return;
     int step = lua_gethookcount(L);
+    if (w->timed_out) {
+        if (step != 1)
+            lua_sethook(L, worker_hook, LUA_MASKCOUNT, 1);
+        luaL_error(L, "handler ran past its time limit of %s s", w->timeout_text);
+    }
+    if (w->budget_step <= 0) {
+        if (step != BUDGET_STEP) /* a coroutine left at 1 by an earlier call */
+            lua_sethook(L, worker_hook, LUA_MASKCOUNT, BUDGET_STEP);
+        return;
+    }
     w->budget_left -= step;
     if (w->budget_left > 0) {
         if (step != w->budget_step) /* a thread left at 1 by an earlier call */
-            lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+            lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
         return;
     }
     w->budget_hit = 1;
     if (step != 1)
-        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, 1);
+        lua_sethook(L, worker_hook, LUA_MASKCOUNT, 1);
     luaL_error(L, "handler ran past its budget of %I instructions",
                (lua_Integer)w->cfg->handler_budget);
 }
 
-/* lua_pcall under the budget; on error leaves the message (with traceback) on the stack. */
-void worker_budget_restart(struct worker *w)
+/* WATCHDOG_SIGNAL, on the thread running a call: if it is still the call the watchdog
+ * timed, sets the hook on the main state at every instruction (Lua allows lua_sethook in a
+ * signal handler; lua.c does the same for SIGINT). A coroutine running now stops at its
+ * next hook call. */
+static void worker_on_watchdog(int sig, siginfo_t *si, void *uctx)
 {
-    w->budget_hit = 0;
-    w->budget_left = w->cfg->handler_budget;
-    if (w->budget_step > 0) /* restarts the main thread's count */
-        lua_sethook(w->L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+    (void)sig;
+    (void)si;
+    (void)uctx;
+    struct worker *w = worker_signal_target;
+    if (!w || !watchdog_expired(&w->wd))
+        return;
+    w->timed_out = 1;
+    lua_sethook(w->L, worker_hook, LUA_MASKCOUNT, 1);
 }
 
+/* Gives the next handler call its full budget and time: called before each datagram when
+ * several are handled inside one protected call (dispatch.c). */
+void worker_call_next(struct worker *w)
+{
+    watchdog_next(&w->wd);
+    if (w->budget_step > 0) { /* restarts the main thread's count */
+        w->budget_hit = 0;
+        w->budget_left = w->cfg->handler_budget;
+        lua_sethook(w->L, worker_hook, LUA_MASKCOUNT, w->budget_step);
+    }
+}
+
+/* lua_pcall under the budget and the time limit; on error leaves the message (with
+ * traceback) on the stack and sets call_stopped when the budget or the watchdog stopped
+ * it. */
 static int worker_pcall(struct worker *w, int nargs, int nresults)
 {
     lua_State *L = w->L;
-    worker_budget_restart(w);
+    struct worker *outer = worker_signal_target;
+    worker_call_next(w);
     w->in_call = 1;
+    worker_signal_target = w;
+    watchdog_enter(&w->wd);
     int st = lua_pcall(L, nargs, nresults, 1);
+    watchdog_leave(&w->wd);
+    worker_signal_target = outer;
     w->in_call = 0;
+    w->call_stopped = w->budget_hit || w->timed_out;
+    w->budget_hit = 0;
+    if (w->timed_out) { /* back to the hook the state runs with */
+        w->timed_out = 0;
+        if (w->budget_step > 0)
+            lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
+        else
+            lua_sethook(L, NULL, 0, 0);
+    }
     return st;
 }
 
@@ -96,7 +151,7 @@ int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *w
     lua_State *L = w->L;
     if (wl) {
         lstats_add(wl->stats, LS_HANDLER_ERRORS, 1);
-        if (w->budget_hit)
+        if (w->call_stopped)
             lstats_add(wl->stats, LS_HANDLER_TIMEOUTS, 1);
     }
     unsigned suppressed = 0;
@@ -383,6 +438,102 @@ static int worker_reads(const struct wlistener *wl)
     return 0;
 }
 
+/* coroutine.create and coroutine.wrap as the worker's handlers see them: the library's own,
+ * then the hook set on the new coroutine, which otherwise (no budget: no hook on the main
+ * state to copy) nothing would stop past the time limit. Upvalues: the library's function,
+ * the worker. */
+static int worker_co_create(lua_State *L)
+{
+    struct worker *w = lua_touserdata(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    lua_State *co = lua_tothread(L, -1);
+    if (!co && lua_getupvalue(L, -1, 1)) { /* wrap: the coroutine is its upvalue */
+        co = lua_tothread(L, -1);
+        lua_pop(L, 1);
+    }
+    if (co)
+        lua_sethook(co, worker_hook, LUA_MASKCOUNT,
+                    w->budget_step > 0 ? w->budget_step : BUDGET_STEP);
+    return 1;
+}
+
+/* The message handler xpcall is given: the handler's own, but not while the call is being
+ * stopped. An error raised by the hook runs the message handler with hooks off (Lua's rule
+ * for hooks), so a message handler that loops could not be stopped. Upvalues: the
+ * handler's message handler, the worker. */
+static int worker_msgh_guard(lua_State *L)
+{
+    struct worker *w = lua_touserdata(L, lua_upvalueindex(2));
+    if (w->in_call && (w->timed_out || w->budget_hit))
+        return lua_gettop(L) > 0 ? 1 : 0; /* the error as it is */
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int worker_xpcall_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    (void)ctx;
+    return lua_gettop(L);
+}
+
+/* xpcall(f, msgh, ...) as the worker's handlers see it: the library's, with msgh guarded.
+ * Upvalues: the library's xpcall, the worker. */
+static int worker_xpcall(lua_State *L)
+{
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushcclosure(L, worker_msgh_guard, 2);
+    lua_replace(L, 2);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, worker_xpcall_k);
+    return lua_gettop(L);
+}
+
+/* Puts the wrappers above in place of coroutine.create, coroutine.wrap and xpcall. */
+static int worker_watch_coroutines(lua_State *L, struct worker *w)
+{
+    if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    static const char *const names[] = {"create", "wrap"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        lua_getfield(L, -1, names[i]);
+        lua_pushlightuserdata(L, w);
+        lua_pushcclosure(L, worker_co_create, 2);
+        lua_setfield(L, -2, names[i]);
+    }
+    lua_pop(L, 1);
+    lua_getglobal(L, "xpcall");
+    lua_pushlightuserdata(L, w);
+    lua_pushcclosure(L, worker_xpcall, 2);
+    lua_setglobal(L, "xpcall");
+    return 0;
+}
+
+/* The watchdog of handler_timeout, and the handler of its signal (process-wide, the same
+ * for every worker: it finds its worker through worker_signal_target). */
+static int worker_watchdog_start(struct worker *w, char *err, size_t errlen)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = worker_on_watchdog;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(WATCHDOG_SIGNAL, &sa, NULL) != 0) {
+        snprintf(err, errlen, "cannot set the handler watchdog's signal: %s", strerror(errno));
+        return -1;
+    }
+    return watchdog_start(&w->wd, w->cfg->handler_timeout, err, errlen);
+}
+
 struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
                              const struct sockset *socks, int slot, char *err, size_t errlen)
 {
@@ -413,7 +564,12 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
                      : cfg->handler_budget < BUDGET_STEP ? (int)cfg->handler_budget
                                                          : BUDGET_STEP;
     if (w->budget_step > 0)
-        lua_sethook(L, worker_budget_hook, LUA_MASKCOUNT, w->budget_step);
+        lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
+    snprintf(w->timeout_text, sizeof w->timeout_text, "%g", cfg->handler_timeout);
+    if ((w->budget_step > 0 || cfg->handler_timeout > 0) && worker_watch_coroutines(L, w) != 0)
+        goto fail;
+    if (cfg->handler_timeout > 0 && worker_watchdog_start(w, err, errlen) != 0)
+        goto fail;
     path = config_package_path(cfg);
     if (!path) {
         snprintf(err, errlen, "out of memory");
@@ -493,6 +649,12 @@ static void worker_call_stops(struct worker *w)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    /* Every signal is blocked here (the main thread's) but the watchdog's. */
+    sigset_t wds;
+    sigemptyset(&wds);
+    sigaddset(&wds, WATCHDOG_SIGNAL);
+    pthread_sigmask(SIG_UNBLOCK, &wds, NULL);
+    watchdog_set_owner(&w->wd);
     for (size_t i = 0; i < w->nlisteners; i++)
         for (size_t j = 0; j < w->listeners[i].nsocks; j++)
             if (w->listeners[i].socks[j].ev && !w->paused) /* paused: init's sends blocked */
@@ -525,6 +687,7 @@ void worker_stop(struct worker *w)
     event_base_loopexit(w->base, NULL);
     pthread_join(w->thread, NULL);
     w->running = 0;
+    watchdog_set_owner(&w->wd); /* what is called now runs here */
 }
 
 void worker_destroy(struct worker *w)
@@ -539,6 +702,7 @@ void worker_destroy(struct worker *w)
     if (w->L)
         lua_close(w->L);
     w->L = NULL;
+    watchdog_stop(&w->wd);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
         for (size_t j = 0; j < wl->nsocks; j++)

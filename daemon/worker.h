@@ -5,6 +5,7 @@
 #define LUADGRAM_WORKER_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
@@ -15,6 +16,7 @@
 #include "netio.h"
 #include "sockset.h"
 #include "stats.h"
+#include "watchdog.h"
 
 struct event;
 struct event_base;
@@ -85,6 +87,10 @@ struct worker {
     struct sendq sq;
     int in_batch;             /* inside a receive batch: sends are queued till its end */
     int paused;               /* reads stopped while the send queue is blocked */
+    struct watchdog wd;       /* handler_timeout */
+    volatile sig_atomic_t timed_out; /* set by the watchdog's signal: the call is stopping */
+    char timeout_text[32];    /* handler_timeout as the error message gives it */
+    int call_stopped;         /* the last protected call was stopped (budget or time) */
     int budget_hit;           /* set by the instruction-count hook */
     int budget_step;          /* instructions between two runs of the hook, 0: no budget */
     long budget_left;         /* instructions left to the current protected call */
@@ -131,9 +137,9 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
 struct wsock *worker_sock_for(struct worker *w, const char *name, const struct sockaddr *to,
                               const char **err);
 
-/* Gives the next handler call its full budget: called before each datagram when several
- * are handled inside one protected call (dispatch.c). */
-void worker_budget_restart(struct worker *w);
+/* Gives the next handler call its full budget and time: called before each datagram when
+ * several are handled inside one protected call (dispatch.c). */
+void worker_call_next(struct worker *w);
 
 /* Sends what is queued now (outside a batch: after a timer, at stop). */
 void worker_flush(struct worker *w);

@@ -35,6 +35,20 @@ listen "a" {
   handler = "echo",
 }
 ]] },
+  { "a handler_timeout of the wrong type", "handler_timeout", [[
+handler_timeout = "1s" --<
+listen "a" {
+  bind = "127.0.0.1:@P1@",
+  handler = "echo",
+}
+]] },
+  { "a negative handler_timeout", "handler_timeout", [[
+handler_timeout = -1 --<
+listen "a" {
+  bind = "127.0.0.1:@P1@",
+  handler = "echo",
+}
+]] },
   { "a log_level not in the list", "log_level", [[
 log_level = "verbose" --<
 listen "a" {

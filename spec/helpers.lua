@@ -139,8 +139,8 @@ function h.parse(s)
   return f()
 end
 
--- Configuration text. t: workers, user, log_level, metrics, script_path, handler_budget
--- (globals, each written on its own line when given) and listeners = { {name=, bind=,
+-- Configuration text. t: workers, user, log_level, metrics, script_path, handler_budget,
+-- handler_timeout (globals, each written on its own line when given) and listeners = { {name=, bind=,
 -- handler=, recv=, options=, mode=, reuseport=}, ... }, each key of a listener on its own
 -- line.
 -- By default workers = 1 and script_path holds scripts/ and spec/fixtures/ of the checkout.
@@ -153,9 +153,10 @@ function h.config_text(t)
     metrics = t.metrics,
     script_path = t.script_path or { h.src .. "/scripts", h.src .. "/spec/fixtures" },
     handler_budget = t.handler_budget,
+    handler_timeout = t.handler_timeout,
   }
   for _, k in ipairs { "workers", "user", "log_level", "metrics", "script_path",
-                       "handler_budget" } do
+                       "handler_budget", "handler_timeout" } do
     if g[k] ~= nil then lines[#lines + 1] = k .. " = " .. h.lua(g[k]) end
   end
   for _, l in ipairs(t.listeners or {}) do
