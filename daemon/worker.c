@@ -20,6 +20,7 @@
 #include "addr.h"
 #include "dispatch.h"
 #include "errname.h"
+#include "lalloc.h"
 #include "lbind.h"
 #include "sendq.h"
 #include "watchdog.h"
@@ -34,6 +35,16 @@ struct worker *worker_of(lua_State *L)
     struct worker *w = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return w;
+}
+
+/* An error outside any protected call (a bug of ours): said on stderr before Lua aborts, as
+ * luaL_newstate's panic function does. */
+static int worker_panic(lua_State *L)
+{
+    const char *msg = lua_tostring(L, -1);
+    fprintf(stderr, "luadgramd: PANIC: unprotected error in call to Lua API (%s)\n",
+            msg ? msg : "error object is not a string");
+    return 0;
 }
 
 /* Message handler of every protected call: the error with a traceback. */
@@ -549,7 +560,11 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
     w->stopped = 1; /* until handlers are initialised there is nothing to stop */
     char *path = NULL;
     w->base = event_base_new();
-    w->L = luaL_newstate();
+    /* The state's memory comes from a pool of its own (lalloc.c): no malloc per datagram. */
+    w->pool = lalloc_new();
+    w->L = w->pool ? lua_newstate(lalloc_fn, w->pool) : NULL;
+    if (w->L)
+        lua_atpanic(w->L, worker_panic);
     if (!w->base || !w->L || sendq_init(&w->sq, SENDQ_ITEMS, SENDQ_ARENA) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
@@ -702,6 +717,8 @@ void worker_destroy(struct worker *w)
     if (w->L)
         lua_close(w->L);
     w->L = NULL;
+    lalloc_free(w->pool);
+    w->pool = NULL;
     watchdog_stop(&w->wd);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];

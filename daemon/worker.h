@@ -20,6 +20,7 @@
 
 struct event;
 struct event_base;
+struct lalloc;
 struct worker;
 
 /* What workers need from the daemon: set up once, read-only while they run (the logger and
@@ -78,6 +79,7 @@ struct worker {
     int slot;
     struct event_base *base;
     struct event *stop_ev;    /* activated by another thread to stop this one */
+    struct lalloc *pool;      /* L's memory */
     lua_State *L;
     pthread_t thread;
     int running;

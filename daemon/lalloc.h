@@ -1,0 +1,44 @@
+/* daemon/lalloc.h: a pooled lua_Alloc for one worker's Lua state, so that the strings and
+ * tables a handler makes and drops for every datagram do not go through glibc malloc/free.
+ * One pool per lua_State, used only by the thread that runs that state: no locking.
+ *
+ *     struct lalloc *pool = lalloc_new();
+ *     lua_State *L = pool ? lua_newstate(lalloc_fn, pool) : NULL;
+ *     ...
+ *     lua_close(L);
+ *     lalloc_free(pool);
+ *
+ * Built with AddressSanitizer, lalloc_fn is plain realloc/free (a pool would hide
+ * use-after-free and overflows between blocks); the API stays the same. */
+#ifndef LUADGRAM_LALLOC_H
+#define LUADGRAM_LALLOC_H
+
+#include <stddef.h>
+
+/* Blocks of up to LALLOC_SMALL_MAX bytes come from the pool, in classes of
+ * LALLOC_CLASS_STEP bytes; bigger ones from malloc. */
+#define LALLOC_CLASS_STEP 16
+#define LALLOC_SMALL_MAX 512
+#define LALLOC_NCLASSES (LALLOC_SMALL_MAX / LALLOC_CLASS_STEP)
+
+/* Address space one pool reserves for its small blocks. Pages become resident only when
+ * first carved, so this is the bound on the pool's RSS, not what it costs; once it is all
+ * carved, small blocks that no free list can serve come from malloc. */
+#define LALLOC_POOL_BYTES ((size_t)4 << 20)
+
+struct lalloc;
+
+/* A new, empty pool; NULL when out of memory (or address space). */
+struct lalloc *lalloc_new(void);
+
+/* Frees the pool and all its memory; after lua_close of the state that used it (blocks
+ * still handed out become invalid). NULL is allowed. */
+void lalloc_free(struct lalloc *a);
+
+/* The lua_Alloc for lua_newstate(lalloc_fn, pool) (Lua 5.4 manual §4.6): nsize 0 frees ptr
+ * and returns NULL; ptr NULL allocates (osize is then a type tag); otherwise resizes,
+ * keeping min(osize, nsize) bytes. On failure returns NULL and leaves ptr untouched;
+ * never fails when nsize <= osize. ud is the struct lalloc. */
+void *lalloc_fn(void *ud, void *ptr, size_t osize, size_t nsize);
+
+#endif
