@@ -24,6 +24,8 @@ void msg_unbind(struct msg_obj *m);
 /* The datagram of the live message object at idx, for C modules that read it in place
  * (luadgram.syslog); raises like msg.data when idx is not a message or it has expired. */
 const struct dgram *msg_dgram(lua_State *L, int idx);
+/* 1 if the value at idx is a message object (live or expired). */
+int msg_is(lua_State *L, int idx);
 
 /* Pushes the table handed to a handler's error function. */
 void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener);

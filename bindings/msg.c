@@ -1,7 +1,14 @@
 /* bindings/msg.c: the message object handed to H.message. One object per listener per
  * worker is reused for every datagram (no allocation per datagram); each field is computed
  * from the C record only when the handler reads it. Outside its message call the object
- * raises "message expired". */
+ * raises "message expired".
+ *
+ * The object is a table holding only `reply` (a closure made for this message), with a
+ * metatable of its own whose __index computes every other field: msg:reply is then a plain
+ * table read, not a metamethod call (~300 instructions per datagram). Its C record (struct
+ * msg_obj, a userdata) is an upvalue of its closures, and the registry's weak table
+ * msg_objects maps each message to its record for calls given another listener's message
+ * and for C modules (msg_dgram). */
 #include "lbind.h"
 
 #include <errno.h>
@@ -20,15 +27,43 @@ struct msg_obj {
     struct wlistener *wl;
 };
 
-/* The message at 1, for msg:reply. Hot path: instead of luaL_checkudata (a registry lookup
- * by name per call) the metatable is compared with upvalue 1 of msg_reply. */
+static const char msg_objects_key = 'm'; /* registry: message table -> its msg_obj */
+
+/* The record of the message at idx, or NULL when the value there is not a message. */
+static struct msg_obj *msg_lookup(lua_State *L, int idx)
+{
+    idx = lua_absindex(L, idx);
+    if (lua_type(L, idx) != LUA_TTABLE)
+        return NULL;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &msg_objects_key);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return NULL;
+    }
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    struct msg_obj *m = lua_touserdata(L, -1);
+    lua_pop(L, 2);
+    return m;
+}
+
+static struct msg_obj *msg_check_at(lua_State *L, int idx)
+{
+    struct msg_obj *m = msg_lookup(L, idx);
+    if (!m)
+        luaL_typeerror(L, idx, MSG_META);
+    if (!m->d)
+        luaL_error(L, "message expired (a message is valid only during its message call)");
+    return m;
+}
+
+/* The message at 1, for msg:reply. Hot path: the message this closure was made for
+ * (upvalue 1; its record is upvalue 2); any other goes through the registry. */
 static struct msg_obj *msg_check(lua_State *L)
 {
-    struct msg_obj *m = lua_touserdata(L, 1);
-    int ok = m && lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
-    if (!ok)
-        luaL_typeerror(L, 1, MSG_META);
-    lua_pop(L, 1);
+    if (!lua_rawequal(L, 1, lua_upvalueindex(1)))
+        return msg_check_at(L, 1);
+    struct msg_obj *m = lua_touserdata(L, lua_upvalueindex(2));
     if (!m->d)
         luaL_error(L, "message expired (a message is valid only during its message call)");
     return m;
@@ -97,24 +132,18 @@ static void msg_push_opt_int(lua_State *L, int present, lua_Integer v)
         lua_pushnil(L);
 }
 
-/* __index: computes the field asked for. Only ever called with a message at 1 (the
- * metatable is hidden behind __metatable, so no other value can reach it). Upvalue 1: the
- * msg_reply closure. */
+/* __index: computes the field asked for (every one but reply, which is in the table).
+ * Upvalue 1: the message's record (the metatable is the message's own, hidden behind
+ * __metatable, so no other value can reach it). */
 static int msg_index(lua_State *L)
 {
-    struct msg_obj *m = lua_touserdata(L, 1);
-    size_t klen;
-    const char *k = lua_tolstring(L, 2, &klen);
-    if (!k)
+    struct msg_obj *m = lua_touserdata(L, lua_upvalueindex(1));
+    const char *k = lua_tostring(L, 2);
+    if (!k || lua_type(L, 2) != LUA_TSTRING)
         return 0;
-    if (!m->d) {
-        if (strcmp(k, "reply") == 0) { /* let the call itself report the expiry */
-            lua_pushvalue(L, lua_upvalueindex(1));
-            return 1;
-        }
+    if (!m->d)
         return luaL_error(L, "message expired (a message is valid only during its message "
                              "call)");
-    }
     struct dgram *d = m->d;
     switch (k[0]) {
     case 'b':
@@ -178,12 +207,6 @@ static int msg_index(lua_State *L)
             return 1;
         }
         break;
-    case 'r':
-        if (strcmp(k, "reply") == 0) {
-            lua_pushvalue(L, lua_upvalueindex(1));
-            return 1;
-        }
-        break;
     case 's':
         if (strcmp(k, "size") == 0) {
             lua_pushinteger(L, (lua_Integer)d->size);
@@ -222,7 +245,7 @@ static int msg_newindex(lua_State *L)
 
 static int msg_tostring(lua_State *L)
 {
-    struct msg_obj *m = luaL_checkudata(L, 1, MSG_META);
+    struct msg_obj *m = lua_touserdata(L, lua_upvalueindex(1));
     if (!m->d)
         lua_pushliteral(L, "message (expired)");
     else
@@ -232,33 +255,55 @@ static int msg_tostring(lua_State *L)
 
 const struct dgram *msg_dgram(lua_State *L, int idx)
 {
-    struct msg_obj *m = luaL_checkudata(L, idx, MSG_META);
-    if (!m->d)
-        luaL_error(L, "message expired (a message is valid only during its message call)");
-    return m->d;
+    return msg_check_at(L, idx)->d;
+}
+
+int msg_is(lua_State *L, int idx)
+{
+    return msg_lookup(L, idx) != NULL;
 }
 
 struct msg_obj *msg_new(lua_State *L, struct wlistener *wl)
 {
-    struct msg_obj *m = lua_newuserdatauv(L, sizeof *m, 0);
+    struct msg_obj *m = lua_newuserdatauv(L, sizeof *m, 0); /* record */
     m->d = NULL;
     m->ws = NULL;
     m->wl = wl;
-    if (luaL_newmetatable(L, MSG_META)) {
-        static const luaL_Reg meta[] = {
-            {"__newindex", msg_newindex},
-            {"__tostring", msg_tostring},
-            {NULL, NULL},
-        };
-        luaL_setfuncs(L, meta, 0);
-        lua_pushvalue(L, -1);
-        lua_pushcclosure(L, msg_reply, 1);  /* reply knows the metatable */
-        lua_pushcclosure(L, msg_index, 1);  /* __index hands out that one closure */
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, MSG_META);
-        lua_setfield(L, -2, "__metatable"); /* getmetatable(msg) cannot reach __index */
+    lua_createtable(L, 0, 1); /* record, msg */
+    lua_pushvalue(L, -1);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, msg_reply, 2);
+    lua_setfield(L, -2, "reply");
+    lua_createtable(L, 0, 4); /* record, msg, meta */
+    static const struct {
+        const char *name;
+        lua_CFunction fn;
+    } meta[] = {{"__index", msg_index}, {"__newindex", msg_newindex},
+                {"__tostring", msg_tostring}};
+    for (size_t i = 0; i < sizeof meta / sizeof meta[0]; i++) {
+        lua_pushvalue(L, -3);
+        lua_pushcclosure(L, meta[i].fn, 1);
+        lua_setfield(L, -2, meta[i].name);
     }
-    lua_setmetatable(L, -2);
+    lua_pushliteral(L, MSG_META);
+    lua_setfield(L, -2, "__metatable"); /* getmetatable(msg) cannot reach __index */
+    lua_setmetatable(L, -2);            /* record, msg */
+    /* msg_objects[msg] = record: weak keys, so the entry goes with the message */
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &msg_objects_key) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_createtable(L, 0, 4);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &msg_objects_key);
+    } /* record, msg, objects */
+    lua_pushvalue(L, -2);
+    lua_pushvalue(L, -4);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_remove(L, -2); /* msg */
     return m;
 }
 
