@@ -442,7 +442,7 @@ static int ber_trap_json(lua_State *L)
 {
     size_t len;
     const uint8_t *buf;
-    if (lua_type(L, 1) == LUA_TUSERDATA) { /* the message itself: no Lua string of it */
+    if (msg_is(L, 1)) { /* the message itself: no Lua string of it */
         const struct dgram *d = msg_dgram(L, 1);
         buf = d->data;
         len = d->len;

@@ -373,7 +373,7 @@ static void slc_from_dgram(const struct dgram *d, struct slc_call *c)
 static void slc_prepare(lua_State *L, const struct slc_writer *w, struct slc_call *c)
 {
     const struct dgram *d = NULL;
-    if (lua_type(L, 1) == LUA_TUSERDATA)
+    if (msg_is(L, 1))
         d = msg_dgram(L, 1);
     else
         c->data = luaL_checklstring(L, 1, &c->len);

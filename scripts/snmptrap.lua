@@ -432,7 +432,7 @@ function H.message(msg)
   local ms, peer, dst = DIGITS3[us // 1000], msg.peer, msg.dst
   -- The daemon's message is read in place by trap_json (no Lua string of the payload); a
   -- stand-in table (the specs') hands its data.
-  local src = type(msg) == "userdata" and msg or msg.data
+  local src = getmetatable(msg) == "luadgram.msg" and msg or msg.data
   local by_port = peer and addr_cache[peer.ip]
   local peer_json = by_port and by_port[peer.port] or addr_json(peer)
   local version, community, pdu, _, line
