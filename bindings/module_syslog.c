@@ -41,7 +41,6 @@
  */
 #include <lauxlib.h>
 #include <lua.h>
-#include <arpa/inet.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -306,40 +305,6 @@ static void slc_creds(lua_State *L, int idx, struct syslog_json_extra *x)
     }
 }
 
-/* "a.b.c.d:port", "[ip6]:port", a unix socket's path ("" when unbound) into buf
- * (ADDR_STRLEN bytes), as tostring of an address object; returns its length. */
-static size_t slc_addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
-{
-    if (sa->sa_family != AF_INET) {
-        addr_format(sa, len, sa->sa_family != AF_UNIX, buf, ADDR_STRLEN);
-        return strlen(buf);
-    }
-    /* IPv4, the common case, without printf */
-    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-    const uint8_t *a = (const uint8_t *)&in->sin_addr;
-    unsigned port = ntohs(in->sin_port);
-    char *o = buf;
-    for (int i = 0; i < 4; i++) {
-        unsigned v = a[i];
-        if (v >= 100)
-            *o++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *o++ = (char)('0' + v / 10 % 10);
-        *o++ = (char)('0' + v % 10);
-        *o++ = i < 3 ? '.' : ':';
-    }
-    char digits[5];
-    int k = 0;
-    do {
-        digits[k++] = (char)('0' + port % 10);
-        port /= 10;
-    } while (port);
-    while (k)
-        *o++ = digits[--k];
-    *o = '\0';
-    return (size_t)(o - buf);
-}
-
 /* Takes data, peer, dst and creds from a message's datagram, as the Lua handler did from
  * msg.data, msg.peer, msg.dst and msg.creds. */
 static void slc_from_dgram(const struct dgram *d, struct slc_call *c)
@@ -350,14 +315,14 @@ static void slc_from_dgram(const struct dgram *d, struct slc_call *c)
     c->data = (const char *)d->data;
     c->len = d->len;
     if (d->peerlen > 0 && (ip || family == AF_UNIX)) {
-        x->peer_len = slc_addr_text((const struct sockaddr *)&d->peer, d->peerlen, c->peer);
+        x->peer_len = addr_text((const struct sockaddr *)&d->peer, d->peerlen, c->peer);
         if (x->peer_len > 0)
             x->peer = c->peer;
     }
     if (ip) {
         int df = d->dst.ss_family;
         if ((d->has & DG_HAS_DST) && (df == AF_INET || df == AF_INET6)) {
-            x->dst_len = slc_addr_text((const struct sockaddr *)&d->dst, sizeof d->dst, c->dst);
+            x->dst_len = addr_text((const struct sockaddr *)&d->dst, sizeof d->dst, c->dst);
             x->dst = c->dst;
         }
     } else if (d->has & DG_HAS_CREDS) {

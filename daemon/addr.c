@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,4 +266,36 @@ char *addr_format(const struct sockaddr *sa, socklen_t len, int with_port, char 
         snprintf(buf, buflen, "(family %d)", sa->sa_family);
     }
     return buf;
+}
+
+size_t addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
+{
+    if (sa->sa_family != AF_INET) {
+        addr_format(sa, len, sa->sa_family != AF_UNIX, buf, ADDR_STRLEN);
+        return strlen(buf);
+    }
+    /* IPv4, the common case, without printf */
+    const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+    const uint8_t *a = (const uint8_t *)&in->sin_addr;
+    unsigned port = ntohs(in->sin_port);
+    char *o = buf;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *o++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *o++ = (char)('0' + v / 10 % 10);
+        *o++ = (char)('0' + v % 10);
+        *o++ = i < 3 ? '.' : ':';
+    }
+    char digits[5];
+    int k = 0;
+    do {
+        digits[k++] = (char)('0' + port % 10);
+        port /= 10;
+    } while (port);
+    while (k)
+        *o++ = digits[--k];
+    *o = '\0';
+    return (size_t)(o - buf);
 }

@@ -25,6 +25,12 @@ int addr_parse_peer(const char *s, struct sockaddr_storage *sa, socklen_t *len, 
 char *addr_format(const struct sockaddr *sa, socklen_t len, int with_port, char *buf,
                   size_t buflen);
 
+/* What tostring gives for the address object of sa (bindings/addrobj.c), as C text:
+ * "1.2.3.4:53", "[::1]:53" (IPv4 without printf), a unix socket's path ("" when unbound),
+ * else addr_format's text. Writes it with its NUL into buf (ADDR_STRLEN bytes); returns its
+ * length. For C modules that read a message's addresses in place. */
+size_t addr_text(const struct sockaddr *sa, socklen_t len, char *buf);
+
 /* The IP address alone ("1.2.3.4", "::1") into buf; "" for non-IP. Returns buf. */
 char *addr_ip(const struct sockaddr *sa, char *buf, size_t buflen);
 
