@@ -61,6 +61,17 @@
  *     kinds are decode_snmp's. The text is written in a buffer the module keeps (grown
  *     for a larger record, up to 256 KiB): one Lua string per call, nothing else.
  *
+ *   ber.PEER_DST
+ *     A marker (light userdata) that trap_json takes among its head pieces when its first
+ *     argument is the message object: it stands for the record's address members
+ *       "peer":"<tostring(msg.peer)>"   and, when msg.dst is present,
+ *       ,"dst":"<tostring(msg.dst)>"
+ *     written from the datagram in place (no address object, no Lua string):
+ *     "a.b.c.d:port", "[ip6]:port" (an IPv4 sender on a dual-stack [::] socket as IPv4), a
+ *     unix sender's path ("nil" when it has none), each as lua-cjson writes
+ *     output_jsonl.utf8_fix of it.
+ *     scripts/snmptrap.lua's head: '{"time":"...', ..., 'Z","listener":"x",', PEER_DST, ","
+ *
  *   ber.inform_response(bytes) -> response bytes | nil, reason, kind
  *     The SNMPv2c Response-PDU acknowledging an InformRequest (RFC 3416 §4.2.7): same
  *     version, community, request-id and variable-bindings, error-status and error-index 0.
@@ -78,6 +89,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "addr.h"
 #include "ber.h"
 #include "lbind.h"
 #include "snmp_decode.h"
@@ -388,20 +400,91 @@ static void json_again(lua_State *L, struct snmp_msg *m, char *out, size_t need)
         luaL_error(L, "trap_json: the record changed between two passes");
 }
 
+/* ---- the message's addresses: ber.PEER_DST ---- */
+
+/* ber.PEER_DST is a light userdata holding this constant's address. */
+static const char peer_dst_marker = 'P';
+#define PEER_DST ((void *)&peer_dst_marker)
+
+/* The longest JSON string of one address, and of the members PEER_DST stands for. */
+#define ADDR_JSON_MAX SNMP_JSON_STRING_MAX(ADDR_STRLEN)
+#define PEER_DST_MAX (sizeof "\"peer\":,\"dst\":" + 2 * ADDR_JSON_MAX)
+
+/* Writes the JSON string of tostring(a), a the address object msg.peer or msg.dst is for sa
+ * (addrobj_push): "a.b.c.d:port", "[ip6]:port", a unix path as output_jsonl.utf8_fix makes
+ * it, "nil" for none (tostring(nil)), "?:0" for another family. out holds ADDR_JSON_MAX
+ * bytes; returns the length. */
+static size_t addr_json(const struct sockaddr *sa, socklen_t len, char *out)
+{
+    if (len == 0) {                                 /* no address object: tostring(nil) */
+        memcpy(out, "\"nil\"", 5);
+        return 5;
+    }
+    int family = sa->sa_family;
+    if (family == AF_INET || family == AF_INET6) {  /* digits, hex, ".:[]": no escapes */
+        size_t n = addr_text(sa, len, out + 1);
+        out[0] = '"';
+        out[n + 1] = '"';
+        return n + 2;
+    }
+    char text[ADDR_STRLEN];
+    size_t n = family == AF_UNIX ? addr_text(sa, len, text) : 0;
+    if (n == 0) {       /* an unbound unix sender: none; another family: "?:0" */
+        memcpy(out, family == AF_UNIX ? "\"nil\"" : "\"?:0\"", 5);
+        return 5;
+    }
+    return snmp_json_string((const uint8_t *)text, n, out);
+}
+
+/* Writes the members ber.PEER_DST stands for, from the datagram d; out holds PEER_DST_MAX
+ * bytes; returns the length. */
+static size_t peer_dst_json(const struct dgram *d, char *out)
+{
+    static const char peer[] = "\"peer\":", dst[] = ",\"dst\":";
+    size_t n = sizeof peer - 1;
+    memcpy(out, peer, n);
+    n += addr_json((const struct sockaddr *)&d->peer, d->peerlen, out + n);
+    if (d->has & DG_HAS_DST) {                      /* msg.dst is present */
+        memcpy(out + n, dst, sizeof dst - 1);
+        n += sizeof dst - 1;
+        n += addr_json((const struct sockaddr *)&d->dst, sizeof d->dst, out + n);
+    }
+    return n;
+}
+
 /* The text trap_json returns: the head (the strings given after the packet, one after
- * the other), the members, and "}" after a head. */
+ * the other, ber.PEER_DST standing for addrs), the members, and "}" after a head. */
 struct json_text {
     int first, last;           /* the head's stack indexes; last < first: no head */
     size_t hlen, need, total;  /* the head's length, the members', the whole text's */
+    const struct dgram *d;     /* the message's datagram; NULL when given bytes */
+    size_t alen;               /* bytes in addrs, written at the first ber.PEER_DST */
+    int have_addrs;
+    char addrs[PEER_DST_MAX];
 };
 
-/* Checks the head strings and adds up their length. */
+static int is_peer_dst(lua_State *L, int idx)
+{
+    return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == PEER_DST;
+}
+
+/* Checks the head pieces and adds up their length. */
 static void json_head_measure(lua_State *L, struct json_text *t)
 {
     t->hlen = 0;
     for (int i = t->first; i <= t->last; i++) {
         size_t n;
-        luaL_checklstring(L, i, &n);
+        if (is_peer_dst(L, i)) {
+            if (!t->d)
+                luaL_argerror(L, i, "ber.PEER_DST needs the message object as argument 1");
+            if (!t->have_addrs) {
+                t->alen = peer_dst_json(t->d, t->addrs);
+                t->have_addrs = 1;
+            }
+            n = t->alen;
+        } else {
+            luaL_checklstring(L, i, &n);
+        }
         if (n > SIZE_MAX / 2 - t->hlen)
             luaL_argerror(L, i, "head too long");
         t->hlen += n;
@@ -415,7 +498,13 @@ static void json_frame(lua_State *L, char *out, const struct json_text *t)
         return;
     for (int i = t->first; i <= t->last; i++) {
         size_t n;
-        const char *s = lua_tolstring(L, i, &n);
+        const char *s;
+        if (is_peer_dst(L, i)) {
+            s = t->addrs;
+            n = t->alen;
+        } else {
+            s = lua_tolstring(L, i, &n);
+        }
         memcpy(out, s, n);
         out += n;
     }
@@ -437,19 +526,25 @@ static int push_large(lua_State *L, struct snmp_msg *m, const struct json_text *
 }
 
 /* ber.trap_json(bytes | msg [, head...]) -> version, community, pdu, request_id, members
- *                                   | nil, reason, kind */
+ *                                   | nil, reason, kind
+ * (a head piece is a string, or ber.PEER_DST after a message) */
 static int ber_trap_json(lua_State *L)
 {
     size_t len;
     const uint8_t *buf;
+    struct json_text t;
+    t.first = 2;
+    t.last = lua_gettop(L);
+    t.have_addrs = 0;
+    t.d = NULL;
     if (msg_is(L, 1)) { /* the message itself: no Lua string of it */
-        const struct dgram *d = msg_dgram(L, 1);
-        buf = d->data;
-        len = d->len;
+        t.d = msg_dgram(L, 1);
+        buf = t.d->data;
+        len = t.d->len;
     } else {
         buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
     }
-    struct json_text t = {2, lua_gettop(L), 0, 0, 0};
+    t.need = t.total = 0;
     json_head_measure(L, &t);
     size_t frame = t.hlen + (t.last >= t.first ? 1 : 0);
     struct json_buf *jb = lua_touserdata(L, lua_upvalueindex(1));
@@ -578,5 +673,7 @@ int luaopen_luadgram_ber(lua_State *L)
     json_buf_new(L, JSON_BUF_INITIAL);
     lua_pushcclosure(L, ber_trap_json, 1);
     lua_setfield(L, -2, "trap_json");
+    lua_pushlightuserdata(L, PEER_DST);
+    lua_setfield(L, -2, "PEER_DST");
     return 1;
 }

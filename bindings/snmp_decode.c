@@ -301,6 +301,36 @@ size_t snmp_v1_trap_oid(const struct snmp_msg *m, char *out)
 
 /* ---- presentation ---- */
 
+/* The length (2 to 4) of the UTF-8 sequence at v[0 .. n) (n >= 1, v[0] >= 0x80), with its
+ * code point in *cp; 0 when it is not valid UTF-8: a bad lead or continuation byte, cut
+ * short, overlong, a surrogate or past U+10FFFF (as Lua 5.4's utf8.len has it). */
+static size_t utf8_seq(const uint8_t *v, size_t n, uint32_t *cp)
+{
+    uint8_t b = v[0];
+    size_t extra;
+    uint32_t c, min;
+    if (b >= 0xc2 && b <= 0xdf) {
+        extra = 1, c = b & 0x1f, min = 0x80;
+    } else if (b >= 0xe0 && b <= 0xef) {
+        extra = 2, c = b & 0x0f, min = 0x800;
+    } else if (b >= 0xf0 && b <= 0xf4) {
+        extra = 3, c = b & 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (n - 1 < extra)
+        return 0;
+    for (size_t k = 1; k <= extra; k++) {
+        if ((v[k] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (v[k] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return extra + 1;
+}
+
 /* Valid UTF-8 without C0 controls but TAB, LF, CR, without DEL, and (unless allow_c1)
  * without C1 controls. */
 static int utf8_text(const uint8_t *v, size_t n, int allow_c1)
@@ -314,29 +344,13 @@ static int utf8_text(const uint8_t *v, size_t n, int allow_c1)
             i++;
             continue;
         }
-        size_t extra;
-        uint32_t cp, min;
-        if (b >= 0xc2 && b <= 0xdf) {
-            extra = 1, cp = b & 0x1f, min = 0x80;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            extra = 2, cp = b & 0x0f, min = 0x800;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            extra = 3, cp = b & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i - 1 < extra)
-            return 0;
-        for (size_t k = 1; k <= extra; k++) {
-            if ((v[i + k] & 0xc0) != 0x80)
-                return 0;
-            cp = cp << 6 | (v[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        uint32_t cp;
+        size_t k = utf8_seq(v + i, n - i, &cp);
+        if (k == 0)
             return 0;
         if (cp < 0xa0 && !allow_c1)     /* C1 controls */
             return 0;
-        i += extra + 1;
+        i += k;
     }
     return 1;
 }
@@ -591,6 +605,36 @@ static void jw_str(struct jw *w, const uint8_t *v, size_t n)
     }
     jw_put(w, v + run, n - run);
     JW_LIT(w, "\"");
+}
+
+size_t snmp_json_string(const uint8_t *v, size_t n, char *out)
+{
+    char *o = out;
+    *o++ = '"';
+    for (size_t i = 0; i < n;) {
+        uint8_t b = v[i];
+        if (b < 0x80) {
+            if (json_escaped[b])
+                o += json_escape(b, o);
+            else
+                *o++ = (char)b;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t k = utf8_seq(v + i, n - i, &cp);
+        if (k) {
+            memcpy(o, v + i, k);
+            i += k;
+        } else {                /* U+FFFD for this byte; the next one is read again */
+            memcpy(o, "\xef\xbf\xbd", 3);
+            k = 3;
+            i++;
+        }
+        o += k;
+    }
+    *o++ = '"';
+    return (size_t)(o - out);
 }
 
 /* "de ad be ef" (snmp_hex) as a JSON string. */

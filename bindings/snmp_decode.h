@@ -165,4 +165,11 @@ size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out);
  * with a buffer of *len bytes. */
 enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len);
 
+/* The JSON string lua-cjson writes (escaped as above, in quotes) for output_jsonl.utf8_fix
+ * of v[0 .. n): every byte that is not part of valid UTF-8 (as Lua's utf8.len reads it)
+ * replaced by U+FFFD. For text from outside the packet (a unix peer's path). Writes at most
+ * SNMP_JSON_STRING_MAX(n) bytes (no NUL) to out; returns the length written. */
+#define SNMP_JSON_STRING_MAX(n) (6 * (n) + 2)
+size_t snmp_json_string(const uint8_t *v, size_t n, char *out);
+
 #endif

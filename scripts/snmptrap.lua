@@ -3,8 +3,9 @@
 -- allow-list, acknowledges informs, and hands every accepted notification to a Lua callback
 -- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
 -- Without a callback no record table is built: ber.trap_json writes the decoded part of the
--- line in C and the handler adds time, listener, peer and dst (the same line, field for
--- field, as encoding the record table with lua-cjson).
+-- line, and peer and dst straight from the message (ber.PEER_DST), in C; the handler adds
+-- time and listener (the same line, field for field, as encoding the record table with
+-- lua-cjson).
 --[==[
 Configuration
   listen "snmptrap" {
@@ -66,6 +67,7 @@ local cjson = require "cjson"
 
 local decode_snmp, inform_response, trap_json = ber.decode_snmp, ber.inform_response,
                                                 ber.trap_json
+local PEER_DST = ber.PEER_DST
 local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
                                                   tostring, type, pcall
 local utf8len = utf8.len
@@ -74,7 +76,7 @@ local now = luadgram.now
 local H = {}
 
 local listener_name
-local after_time       -- what follows a line's time: 'Z","listener":<name as JSON>,"peer":'
+local after_time       -- what follows a line's time: 'Z","listener":<name as JSON>,'
 local allowed          -- set of accepted communities, nil = any
 local out              -- the JSON Lines output, nil = none
 local callback         -- function(record, msg) or nil
@@ -109,31 +111,17 @@ local function rfc3339(t)
   return format("%s.%06dZ", stamp_prefix, floor((t - sec) * 1e6))
 end
 
--- The JSON string of an address object (msg.peer, msg.dst) as tostring gives it: what
--- lua-cjson writes (a unix path that is not UTF-8 with each bad byte replaced by U+FFFD,
--- output_jsonl.utf8_fix). IP addresses are remembered by ip and port (at most
--- ADDR_CACHE_MAX of them; then the memory starts again), which spares tostring.
-local ADDR_CACHE_MAX = 1024
-local addr_cache, addr_cached = {}, 0   -- ip -> port -> JSON string
 local utf8_fix = require("output_jsonl").utf8_fix
 local encode_string = cjson.new().encode
 
-local function addr_json(a)
-  local ip = a and a.ip
-  if not ip then return encode_string(utf8_fix(tostring(a))) end  -- unix, or none ("nil")
-  local port = a.port
-  local by_port = addr_cache[ip]
-  local j = by_port and by_port[port]
-  if j then return j end
-  if addr_cached >= ADDR_CACHE_MAX then addr_cache, addr_cached = {}, 0 end
-  by_port = addr_cache[ip]
-  if not by_port then
-    by_port = {}
-    addr_cache[ip] = by_port
-  end
-  j = encode_string(utf8_fix(tostring(a)))
-  by_port[port], addr_cached = j, addr_cached + 1
-  return j
+-- The members "peer":..[,"dst":..] of a stand-in message (a table: the specs'), as
+-- ber.PEER_DST writes them for the daemon's: the JSON strings of tostring(msg.peer) and
+-- tostring(msg.dst), as lua-cjson writes them (not UTF-8: each bad byte as U+FFFD).
+local function peer_dst_json(msg)
+  local dst = msg.dst
+  local peer = '"peer":' .. encode_string(utf8_fix(tostring(msg.peer)))
+  if not dst then return peer end
+  return peer .. ',"dst":' .. encode_string(utf8_fix(tostring(dst)))
 end
 
 -- "000" .. "999": the microseconds of a record's time in two halves, without format.
@@ -270,7 +258,7 @@ local OPTIONS = { communities = true, file = true, on_trap = true, log_interval 
 
 function H.init(listener, options)
   listener_name = listener.name
-  after_time = 'Z","listener":' .. encode_string(utf8_fix(listener_name)) .. ',"peer":'
+  after_time = 'Z","listener":' .. encode_string(utf8_fix(listener_name)) .. ','
   options = options or {}
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
@@ -414,9 +402,9 @@ local function message_with_callback(msg, data)
   if pdu == "inform" and stored then acknowledge(msg, data) end
 end
 
--- Without a callback: the pieces of the line's head (time, listener, peer, dst) are made
--- here, and ber.trap_json writes the whole line after them, in C: no record table, no
--- encoding in Lua, one string per line.
+-- Without a callback: the pieces of the line's head (time, listener) are made here, and
+-- ber.trap_json writes peer and dst (ber.PEER_DST) and the whole line after them, in C: no
+-- record table, no address object, no encoding in Lua, one string per line.
 local line_sec, line_time = -1, ""   -- the second of line_time: '{"time":"<to the second>.'
 
 function H.message(msg)
@@ -429,20 +417,15 @@ function H.message(msg)
   end
   local us = (t - sec) * 1e6 // 1               -- as rfc3339: floor((t - sec) * 1e6)
   if us > 999999 then us = 999999 end          -- rounding, for t near 0
-  local ms, peer, dst = DIGITS3[us // 1000], msg.peer, msg.dst
-  -- The daemon's message is read in place by trap_json (no Lua string of the payload); a
-  -- stand-in table (the specs') hands its data.
-  local src = getmetatable(msg) == "luadgram.msg" and msg or msg.data
-  local by_port = peer and addr_cache[peer.ip]
-  local peer_json = by_port and by_port[peer.port] or addr_json(peer)
+  -- The daemon's message is read in place by trap_json (no Lua string of the payload, no
+  -- address object); a stand-in table (the specs') hands its data and address members.
   local version, community, pdu, _, line
-  if dst then
-    by_port = addr_cache[dst.ip]
-    version, community, pdu, _, line = trap_json(src, line_time, ms, DIGITS3[us % 1000],
-      after_time, peer_json, ',"dst":', by_port and by_port[dst.port] or addr_json(dst), ",")
+  if getmetatable(msg) == "luadgram.msg" then
+    version, community, pdu, _, line = trap_json(msg, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, PEER_DST, ",")
   else
-    version, community, pdu, _, line = trap_json(src, line_time, ms, DIGITS3[us % 1000],
-      after_time, peer_json, ",")
+    version, community, pdu, _, line = trap_json(msg.data, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, peer_dst_json(msg), ",")
   end
   if not line then
     if version then return drop_undecoded(msg, nil, nil, pdu) end  -- not a notification
@@ -452,7 +435,7 @@ function H.message(msg)
   if allowed and not allowed[community] then return reject(msg, community, pdu) end
   local ok, err = out:write_line(line)
   if not ok then
-    store(ok, err, tostring(peer))
+    store(ok, err, tostring(msg.peer))
   elseif pdu == "inform" then
     acknowledge(msg, msg.data)
   end

@@ -841,6 +841,18 @@ describe("luadgram.ber", function()
       assert.has_error(function() ber.trap_json({}) end)
     end)
 
+    it("takes ber.PEER_DST in the head only after a message object", function()
+      -- (the message's addresses, written from the datagram: spec/snmptrap_spec.lua runs it
+      -- on the daemon against the address objects)
+      assert.equal("userdata", type(ber.PEER_DST))
+      for _, head in ipairs { { "{", ber.PEER_DST, "," }, { ber.PEER_DST } } do
+        local at = head[1] == ber.PEER_DST and 2 or 3
+        assert.error_matches(function() ber.trap_json(unhex(V2_TRAP), table.unpack(head)) end,
+          "bad argument #" .. at .. " to '[%w._]*trap_json' %(ber%.PEER_DST needs the "
+          .. "message object as argument 1%)")
+      end
+    end)
+
     it("writes records past its kept buffer: larger ones, then a huge one", function()
       for _, size in ipairs { 2000, 5000, 70000, 100000, 10 } do
         local binary = string.rep("\0\1\2\255", size // 4)

@@ -406,6 +406,122 @@ describe("snmptrap handler (scripts/snmptrap.lua)", function()
     end)
   end)
 
+  describe("peer and dst, written in C from the message (ber.PEER_DST)", function()
+    -- One daemon, two listeners: "traps" without a callback (its line written in C, peer and
+    -- dst read from the datagram) and "old" with an on_trap callback (the record table, with
+    -- peer = tostring(msg.peer) and dst = tostring(msg.dst) from the address objects).
+    local function start_pair(binds)
+      local listeners = {}
+      for _, name in ipairs { "traps", "old" } do
+        listeners[#listeners + 1] = { name = name, handler = "snmptrap", bind = binds[name],
+          options = { file = { path = name .. ".jsonl", flush_interval = 0.05 },
+                      on_trap = name == "old" and "snmptrap_callback" or nil } }
+      end
+      return h.start { listeners = listeners }
+    end
+
+    -- The lines of d's file NAME.jsonl once it holds n, in order.
+    local function lines_of(d, name, n)
+      local path = d.dir .. "/" .. name .. ".jsonl"
+      local got = h.wait_for(function()
+        local t = {}
+        for line in (h.read(path) or ""):gmatch("[^\n]+") do t[#t + 1] = line end
+        return #t >= n and t
+      end, 5)
+      assert(got, d:explain("fewer than %d lines in %s:\n%s", n, path, h.read(path) or ""))
+      assert.are.equal(n, #got, d:explain("lines in %s", path))
+      return got
+    end
+
+    -- The same, by the records' uptime: { line =, r = the decoded record }.
+    local function lines_by_uptime(d, name, n)
+      local out = {}
+      for _, line in ipairs(lines_of(d, name, n)) do
+        local r = cjson.decode(line)
+        out[r.uptime] = { line = line, r = r }
+      end
+      return out
+    end
+
+    it("gives the sender's and the listener's address as tostring does: IPv4, IPv6, and "
+       .. "IPv4 on a dual-stack [::] socket", function()
+      local ports = {}
+      for _, name in ipairs { "traps", "old" } do
+        ports[name] = { h.free_port("127.0.0.1"), h.free_port("::1"), h.free_port("::") }
+      end
+      local d = start_pair {
+        traps = { "127.0.0.1:" .. ports.traps[1], "[::1]:" .. ports.traps[2],
+                  "[::]:" .. ports.traps[3] },
+        old = { "127.0.0.1:" .. ports.old[1], "[::1]:" .. ports.old[2],
+                "[::]:" .. ports.old[3] },
+      }
+      -- each trap from a fixed source address (net-snmp's clientaddr with its port)
+      local from4, from6 = "127.0.0.1:" .. h.free_port("127.0.0.1"),
+                           "[::1]:" .. h.free_port("::1")
+      local cases = {   -- from, target (by the listener's ports), peer, dst
+        { from4, function(p) return "udp:127.0.0.1:" .. p[1] end, from4,
+          function(p) return "127.0.0.1:" .. p[1] end },
+        { from6, function(p) return "udp6:[::1]:" .. p[2] end, from6,
+          function(p) return "[::1]:" .. p[2] end },
+        { from4, function(p) return "udp:127.0.0.1:" .. p[3] end, from4,   -- mapped on [::]
+          function(p) return "127.0.0.1:" .. p[3] end },
+        { from6, function(p) return "udp6:[::1]:" .. p[3] end, from6,
+          function(p) return "[::1]:" .. p[3] end },
+      }
+      for i, c in ipairs(cases) do
+        for _, name in ipairs { "traps", "old" } do
+          local ok, out = client("snmptrap", { "--clientaddr=" .. c[1],
+            "--clientaddrUsesPort=yes", "-v", "2c", "-c", "public", c[2](ports[name]),
+            tostring(i), "1.3.6.1.4.1.99999.0.1" })
+          assert.is_true(ok, out)
+        end
+      end
+      local new, old = lines_by_uptime(d, "traps", #cases), lines_by_uptime(d, "old", #cases)
+      for i, c in ipairs(cases) do
+        local r, o = new[i].r, old[i].r
+        assert.are.equal(c[3], r.peer, "case " .. i)
+        assert.are.equal(c[4](ports.traps), r.dst, "case " .. i)
+        -- the old path (address objects) says the same
+        assert.are.equal(o.peer, r.peer, "case " .. i)
+        assert.are.equal(c[4](ports.old), o.dst, "case " .. i)
+        -- in the line's place, byte for byte
+        local members = string.format('Z","listener":"traps","peer":"%s","dst":"%s",'
+                                      .. '"version":"v2c",', c[3], c[4](ports.traps))
+        assert.truthy(new[i].line:find(members, 1, true), new[i].line)
+        assert.are.equal("snmptrap_callback", o.seen_by)
+      end
+    end)
+
+    it("gives a unix sender's path as tostring does (escaped, bad UTF-8 as U+FFFD), and "
+       .. "nil for an unbound sender", function()
+      local utf8_fix = require("output_jsonl").utf8_fix
+      local dir = h.tmpdir()
+      local to = { traps = dir .. "/traps.sock", old = dir .. "/old.sock" }
+      local d = start_pair { traps = "unix:" .. to.traps, old = "unix:" .. to.old }
+      -- '"', '\', controls, DEL, a bad byte, a cut sequence, a surrogate, then UTF-8 text
+      local path = dir .. "/a \"b\\c\1\127\255\226\130x\237\160\128\195\169.sock"
+      local trap = assert(h.read(h.src .. "/spec/fixtures/snmp/v2c_types.bin"))
+      local bound, unbound = h.unix(path), h.unix(nil)
+      finally(function() bound:close() unbound:close() end)
+      for _, name in ipairs { "traps", "old" } do assert(bound:send(to[name], trap)) end
+      lines_of(d, "traps", 1)                   -- so that the files keep the order
+      lines_of(d, "old", 1)
+      for _, name in ipairs { "traps", "old" } do assert(unbound:send(to[name], trap)) end
+      local new, old = lines_of(d, "traps", 2), lines_of(d, "old", 2)
+      local want = { utf8_fix(path), "nil" }
+      assert.truthy(want[1]:find("\u{FFFD}", 1, true))
+      for i = 1, 2 do
+        local r, o = cjson.decode(new[i]), cjson.decode(old[i])
+        assert.are.equal(want[i], r.peer)
+        assert.is_nil(r.dst)
+        assert.are.equal(o.peer, r.peer)      -- the old path says the same
+        assert.are.equal("snmptrap_callback", o.seen_by)
+        assert.truthy(new[i]:find('"listener":"traps","peer":' .. cjson.encode(want[i])
+                                  .. ',"version":', 1, true), new[i])
+      end
+    end)
+  end)
+
   describe("policy", function()
     it("drops and counts communities not in the list, and does not acknowledge them",
        function()
