@@ -701,11 +701,33 @@ dns_run() {
         "$(sed -n 's/^ *Queries per second: *//p' <<<"$dp")")"
 }
 
+# dns_ceiling: dnsperf's own limit on its core in this run: dnsperf against the raw C echo,
+# which sends each query back (dnsperf takes it as a NOERROR answer), so no DNS server
+# on this machine can be measured by dnsperf above this rate.
+dns_ceiling() {
+    local out=$WORK/dns.ceiling.$run dp
+    start_server "$out" "$SERVER_CPU" "$TOOLS/echo" --bind 127.0.0.1:0 --batch 64 \
+        --seconds $((DNS_SECONDS + 30)) --idle 1 || return 0
+    local cmd=(dnsperf -s 127.0.0.1 -p "${SERVER_ADDR##*:}" -d "$WORK/queries.txt"
+               -l "$DNS_SECONDS" -c "$DNS_CLIENTS" -T 1 -q "$DNS_OUTSTANDING" -t 2)
+    cmdline dns "$TOOLS/echo" --bind 127.0.0.1:0 --batch 64 --seconds $((DNS_SECONDS + 30)) \
+        --idle 1
+    cmdline dns "${cmd[@]}"
+    dp=$( (pin "$CLIENT_CPU" "${cmd[@]}") 2>&1 ) || true
+    wait_server
+    log_run dns ceiling "$run" "$(grep -E 'Queries (per|lost)' <<<"$dp" | tr -s ' ' | tr '\n' ';')"
+    put dns ceiling qps "$(sed -n 's/^ *Queries per second: *//p' <<<"$dp")"
+}
+
 # dns: dnsperf (one thread, DNS_CLIENTS sockets, DNS_OUTSTANDING in flight, DNS_SECONDS)
 # asks "www.example.test A" of dnsdist with SpoofAction, dnsdist with a LuaAction that
 # spoofs the same record, and luadgramd with scripts/dns.lua; then rrclient (--match=dnsid,
 # the same in flight over as many sockets) asks the same server the same query. The
-# targets are judged on dnsperf's figures, as in the issue.
+# targets are judged on dnsperf's figures, as in the issue, unless dnsperf itself is the
+# limit: its ceiling measured in the same run (dns_ceiling) under 1.2 x LuaAction (then no
+# server can show the target with dnsperf), or luadgramd at 95 % or more of it. A
+# client-bound rate says nothing of the server, so the rrclient figures, under which every
+# server's core is busy, judge them then.
 section_dns() {
     local run port mport have_dnsdist=1 have_dns=1 r
     if ! command -v dnsperf >/dev/null; then
@@ -727,6 +749,7 @@ section_dns() {
     # the same query for rrclient: ID 0 (rrclient writes its slot there), RD, A IN
     printf '\0\0\1\0\0\1\0\0\0\0\0\0\3www\7example\4test\0\0\1\0\1' >"$WORK/query.bin"
     for ((run = 1; run <= RUNS; run++)); do
+        dns_ceiling
         if [[ -n $have_dnsdist ]]; then
             port=$(free_port)
             dns_run spoof "$port" '^Listening on' dnsdist --supervised --disable-syslog \
@@ -741,28 +764,40 @@ section_dns() {
                 BENCH_METRICS_PORT="$mport" "$DAEMON" -c "$SRC/bench/luadgramd/dns.conf"
         fi
     done
-    local ld lua spoof
+    local ld lua spoof ceiling bound=
     ld=$(med dns luadgramd qps); lua=$(med dns lua qps); spoof=$(med dns spoof qps)
+    ceiling=$(med dns ceiling qps)
+    figure dns ceiling qps "dnsperf's ceiling on its core: the raw C echo answering, queries/s" \
+        "$(ratio "$ceiling" "$lua") × LuaAction"
+    # dnsperf cannot show 1.2 x LuaAction when even the raw C echo does not reach it
+    r=$(ratio "$ceiling" "$lua")
+    if [[ $r != "–" ]] && awk -v r="$r" 'BEGIN { exit !(r < 1.2) }'; then
+        bound=" (client-bound: dnsperf's ceiling is $r × LuaAction, so no server can show 1.2 × with it here; judged by rrclient below)"
+    fi
+    r=$(ratio "$ld" "$ceiling")
+    if [[ -z $bound && $r != "–" ]] && awk -v r="$r" 'BEGIN { exit !(r >= 0.95) }'; then
+        bound=" (client-bound: luadgramd at $r × dnsperf's ceiling; judged by rrclient below)"
+    fi
     figure dns spoof qps "dnsdist SpoofAction: queries/s" "$(ratio "$spoof" "$lua") × LuaAction"
     figure dns lua qps "dnsdist LuaAction: queries/s" "1.00 × LuaAction"
     r=$(ratio "$ld" "$lua")
     figure dns luadgramd qps "**luadgramd, scripts/dns.lua: queries/s**" "$r × LuaAction" \
-        "≥ 1.2 × LuaAction" "$(meets "$r" ">=" 1.2)$(shared dns busy lua luadgramd)"
+        "≥ 1.2 × LuaAction" "$(meets "$r" ">=" 1.2)$(shared dns busy lua luadgramd)$bound"
     r=$(ratio "$ld" "$spoof")
     if [[ $r != "–" ]]; then
         printf '| %s | | | | %s | %s | %s |\n' "**luadgramd ÷ SpoofAction, queries/s medians**" \
-            "$r" "≥ 1 × SpoofAction" "$(meets "$r" ">=" 1)$(shared dns busy spoof luadgramd)" \
-            >>"$WORK/md/dns.table"
+            "$r" "≥ 1 × SpoofAction" \
+            "$(meets "$r" ">=" 1)$(shared dns busy spoof luadgramd)$bound" >>"$WORK/md/dns.table"
     fi
     r=$(ratio "$(med dns lua cpu)" "$(med dns luadgramd cpu)")
     if [[ $r != "–" ]]; then
         printf '| %s | | | | %s | %s | %s |\n' \
             "the same from CPU per answer: LuaAction's CPU-s per million ÷ luadgramd's" \
-            "$r" "≥ 1.2" "$(meets "$r" ">=" 1.2)" >>"$WORK/md/dns.table"
+            "$r" "≥ 1.2" "$(meets "$r" ">=" 1.2)${bound:+ (partial load)}" >>"$WORK/md/dns.table"
         r=$(ratio "$(med dns spoof cpu)" "$(med dns luadgramd cpu)")
         printf '| %s | | | | %s | %s | %s |\n' \
             "the same from CPU per answer: SpoofAction's CPU-s per million ÷ luadgramd's" \
-            "$r" "≥ 1" "$(meets "$r" ">=" 1)" >>"$WORK/md/dns.table"
+            "$r" "≥ 1" "$(meets "$r" ">=" 1)${bound:+ (partial load)}" >>"$WORK/md/dns.table"
     fi
     local v
     for v in spoof lua luadgramd; do
@@ -787,12 +822,13 @@ section_dns() {
         "$(ratio "$(med dns spoof rrqps)" "$lua") × LuaAction"
     figure dns lua rrqps "rrclient: dnsdist LuaAction: queries/s" "1.00 × LuaAction"
     r=$(ratio "$ld" "$lua")
-    figure dns luadgramd rrqps "rrclient: luadgramd, scripts/dns.lua: queries/s" "$r × LuaAction" \
+    figure dns luadgramd rrqps "${bound:+**}rrclient: luadgramd, scripts/dns.lua: queries/s${bound:+**}" "$r × LuaAction" \
         "≥ 1.2 × LuaAction" "$(meets "$r" ">=" 1.2)$(shared dns rrbusy lua luadgramd)"
     r=$(ratio "$ld" "$(med dns spoof rrqps)")
     if [[ $r != "–" ]]; then
         printf '| %s | | | | %s | %s | %s |\n' \
-            "rrclient: luadgramd ÷ SpoofAction, queries/s medians" "$r" "≥ 1 × SpoofAction" \
+            "${bound:+**}rrclient: luadgramd ÷ SpoofAction, queries/s medians${bound:+**}" "$r" \
+            "≥ 1 × SpoofAction" \
             "$(meets "$r" ">=" 1)$(shared dns rrbusy spoof luadgramd)" \
             >>"$WORK/md/dns.table"
     fi
