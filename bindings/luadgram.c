@@ -299,5 +299,7 @@ void lbind_preload(lua_State *L)
     lua_setfield(L, -2, "luadgram.ber");
     lua_pushcfunction(L, luaopen_luadgram_syslog);
     lua_setfield(L, -2, "luadgram.syslog");
+    lua_pushcfunction(L, luaopen_luadgram_file);
+    lua_setfield(L, -2, "luadgram.file");
     lua_pop(L, 1);
 }

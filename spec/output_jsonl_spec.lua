@@ -3,6 +3,8 @@
 -- strings hold, rotation without loss, whole lines under concurrent writers, write failures.
 local h = require "helpers"
 local cjson = require "cjson"
+-- loaded first, so that output_jsonl flushes with its writev, as in the daemon
+local file = require "luadgram.file"
 local output_jsonl = require "output_jsonl"
 
 local function lines_of(path)
@@ -333,6 +335,60 @@ describe("output_jsonl", function()
       assert.is_nil((out:close()))
       assert.are.equal(40, out.dropped, "every line is counted as lost")
       assert.are.equal(0, out.written)
+    end)
+  end)
+
+  describe("luadgram.file.writev (the flush's one system call)", function()
+    it("writes the parts in order, as one string would be", function()
+      local path = dir .. "/v.txt"
+      local f = assert(io.open(path, "a"))
+      f:setvbuf("no")
+      local parts = { "a", "", "bc\n", ("x"):rep(70000), "\0end" }
+      assert.is_true(file.writev(f, parts, #parts))
+      assert.is_true(file.writev(f, parts, 2)) -- only the first n
+      f:close()
+      assert.are.equal(table.concat(parts) .. "a", h.read(path))
+    end)
+
+    it("raises for parts that are not strings, n out of range, a closed file", function()
+      local f = assert(io.open(dir .. "/w.txt", "a"))
+      assert.has_error(function() file.writev(f, { "a", 1 }, 2) end)
+      assert.has_error(function() file.writev(f, { "a" }, 2) end)
+      assert.has_error(function() file.writev(f, {}, file.WRITEV_MAX + 1) end)
+      assert.has_error(function() file.writev(f, {}, -1) end)
+      assert.has_error(function() file.writev("f", {}, 0) end)
+      f:close()
+      assert.has_error(function() file.writev(f, {}, 0) end)
+    end)
+
+    it("returns nil and the error when the write fails", function()
+      local f = assert(io.open("/dev/full", "a"))
+      f:setvbuf("no")
+      local ok, err = file.writev(f, { "x\n" }, 1)
+      f:close()
+      assert.is_nil(ok)
+      assert.are.equal("No space left on device (ENOSPC)", err)
+    end)
+
+    it("flushes the same bytes through writev and, past WRITEV_MAX parts, one write",
+       function()
+      -- a flush of few lines goes through writev, one of more lines than it takes through
+      -- table.concat and one write: the file must read the same either way
+      for _, count in ipairs { 10, file.WRITEV_MAX } do
+        local path = dir .. "/n" .. count .. ".jsonl"
+        local out = assert(output_jsonl.open { path = path, buffer_size = 1 << 30 })
+        local want = {}
+        for i = 1, count do
+          local line = cjson.encode { i = i, s = ("y"):rep(i % 50) }
+          want[i] = line
+          assert(out:write_line(line))
+        end
+        assert.are.equal(count * 2, out.n, "kept as line, newline pairs")
+        assert(out:flush())
+        assert.are.same(want, lines_of(path))
+        assert.are.equal(count, out.written)
+        assert(out:close())
+      end
     end)
   end)
 end)

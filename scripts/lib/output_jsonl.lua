@@ -1,7 +1,8 @@
 -- scripts/lib/output_jsonl.lua: a JSON Lines file for collectors (syslog, SNMP traps): one
 -- JSON object per line, encoded by lua-cjson, kept in memory and appended with ONE write per
--- flush, so that lines from several writers of the same file (the workers, or the old and
--- new Lua states during a reload) never interleave and never get cut.
+-- flush (a writev of the kept strings, or a write of their concatenation), so that lines
+-- from several writers of the same file (the workers, or the old and new Lua states during
+-- a reload) never interleave and never get cut.
 --[==[
 API
   local output_jsonl = require "output_jsonl"
@@ -56,6 +57,16 @@ local type, pairs, pcall, setmetatable, tostring = type, pairs, pcall, setmetata
 local io_open, os_execute = io.open, os.execute
 
 local M = {}
+
+-- luadgram.file.writev writes the kept lines in one system call without joining them first;
+-- else table.concat and one write. Used when the process has the module: the daemon
+-- preloads it, a plain Lua loads it first (it is not looked for on the C path from here).
+local has_file, file_mod = false, nil
+if package.loaded["luadgram.file"] or package.preload["luadgram.file"] then
+  has_file, file_mod = pcall(require, "luadgram.file")
+end
+local writev = has_file and file_mod.writev or nil
+local WRITEV_MAX = has_file and file_mod.WRITEV_MAX or 0
 
 -- A private cjson instance: settings here do not change other users of cjson.
 local json = cjson.new()
@@ -248,10 +259,14 @@ function Out:flush()
     end
     self.f = f
   end
-  local chunk = concat(self.buf, "", 1, n)
-  if self.failing then chunk = "\n" .. chunk end -- a line cut by the failure stands alone
   local ok
-  ok, err = f:write(chunk)
+  if writev and n <= WRITEV_MAX and not self.failing then
+    ok, err = writev(f, self.buf, n)
+  else
+    local chunk = concat(self.buf, "", 1, n)
+    if self.failing then chunk = "\n" .. chunk end -- a line cut by the failure stands alone
+    ok, err = f:write(chunk)
+  end
   if not ok then
     -- Reopen at the next flush: the stream's error state, a removed folder, a full disk.
     f:close()
