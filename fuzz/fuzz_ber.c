@@ -3,8 +3,8 @@
  * text/hex, Opaque numbers), an inform answered and the answer decoded again, the record
  * written as JSON text (snmp_json_record: accepted exactly when the decoder accepts, the
  * same length on every pass, a cut pass a prefix of the whole, and valid JSON in valid
- * UTF-8, checked by a small validator of its own); and the same bytes walked as a generic
- * BER tree. Aborts when a promise the callers rely on breaks. */
+ * UTF-8, checked by a small validator of its own); the same bytes as a unix peer's path
+ * through snmp_json_string; and walked as a generic BER tree. Aborts when a promise the callers rely on breaks. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -328,6 +328,20 @@ static void walk(const struct ber_cur *c, const struct ber_tlv *t)
         walk(&inner, &child);
 }
 
+/* snmp_json_string (a unix peer's path in a record): within its bound, one valid JSON
+ * string of valid UTF-8, whatever the bytes. */
+static void check_json_string(const uint8_t *data, size_t size)
+{
+    size_t n = size < 256 ? size : 256;
+    char out[SNMP_JSON_STRING_MAX(256)];
+    size_t len = snmp_json_string(data, n, out);
+    if (len < 2 || len > SNMP_JSON_STRING_MAX(n))
+        abort();
+    struct jv v = {(const uint8_t *)out, (const uint8_t *)out + len, 0};
+    if (!jv_string(&v) || v.p != v.end)
+        abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct snmp_msg m;
@@ -356,6 +370,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     }
     check_json(data, size, st);
+    check_json_string(data, size);
 
     struct ber_cur c;
     struct ber_tlv t;
