@@ -5,7 +5,10 @@
  *
  * The object is a table holding only `reply` (a closure made for this message), with a
  * metatable of its own whose __index computes every other field: msg:reply is then a plain
- * table read, not a metamethod call (~300 instructions per datagram). Its C record (struct
+ * table read, not a metamethod call (~300 instructions per datagram). Once the handler has
+ * read msg.data, the dispatcher sets `data` in the table for each datagram (msg_set_data)
+ * and removes it at the end of the batch (msg_clear_data): a plain read too, and a string
+ * made only for handlers that read it. Its C record (struct
  * msg_obj, a userdata) is an upvalue of its closures, and the registry's weak table
  * msg_objects maps each message to its record for calls given another listener's message
  * and for C modules (msg_dgram). */
@@ -25,6 +28,8 @@ struct msg_obj {
     struct dgram *d;        /* the datagram, NULL outside its call */
     struct wsock *ws;       /* the socket it came in on */
     struct wlistener *wl;
+    int data_read;          /* the handler has read msg.data: it is set as a field */
+    int data_set;           /* msg.data is in the table now */
 };
 
 static const char msg_objects_key = 'm'; /* registry: message table -> its msg_obj */
@@ -69,6 +74,22 @@ static struct msg_obj *msg_check(lua_State *L)
     return m;
 }
 
+/* Whether a reply to d leaves from the right address without packet info: the socket is
+ * bound to one unicast address and d was sent to that address itself, not to a broadcast
+ * or multicast one (the kernel's ipi_spec_dst is the destination only for unicast). The
+ * kernel then sends from the bound address and routes as for any bound socket; packet
+ * info on each send costs the kernel about 4 % of an echo (bench/RESULTS.md). */
+static int msg_from_bound(const struct wsock *ws, const struct dgram *d)
+{
+    if (!ws->bound_unicast || (d->flags & DG_MCAST))
+        return 0;
+    if (d->dst.ss_family == AF_INET6)
+        return 1;
+    const struct sockaddr_in *dst = (const struct sockaddr_in *)&d->dst;
+    const struct sockaddr_in *spec = (const struct sockaddr_in *)&d->spec_dst;
+    return (d->has & DG_HAS_SPEC_DST) && spec->sin_addr.s_addr == dst->sin_addr.s_addr;
+}
+
 /* msg:reply(data) -> true | nil, err. Sends to the peer from the address the datagram was
  * sent to (msg.dst) on its interface; from the interface's own address when msg.dst is
  * multicast or broadcast. Queued until the end of the batch, order kept. */
@@ -86,7 +107,8 @@ static int msg_reply(lua_State *L)
     struct sockaddr_storage from;
     from.ss_family = AF_UNSPEC;
     unsigned ifindex = 0;
-    if ((d->has & DG_HAS_DST) && (d->dst.ss_family == AF_INET || d->dst.ss_family == AF_INET6)) {
+    if ((d->has & DG_HAS_DST) && (d->dst.ss_family == AF_INET || d->dst.ss_family == AF_INET6) &&
+        !msg_from_bound(m->ws, d)) {
         ifindex = d->ifindex;
         if (d->dst.ss_family == AF_INET && (d->has & DG_HAS_SPEC_DST)) {
             /* The kernel's ipi_spec_dst: the destination itself for unicast, the
@@ -164,6 +186,7 @@ static int msg_index(lua_State *L)
         break;
     case 'd':
         if (strcmp(k, "data") == 0) {
+            m->data_read = 1; /* from the next datagram on, a plain field (msg_set_data) */
             lua_pushlstring(L, (const char *)d->data, d->len);
             return 1;
         }
@@ -269,7 +292,8 @@ struct msg_obj *msg_new(lua_State *L, struct wlistener *wl)
     m->d = NULL;
     m->ws = NULL;
     m->wl = wl;
-    lua_createtable(L, 0, 1); /* record, msg */
+    m->data_read = m->data_set = 0;
+    lua_createtable(L, 0, 4); /* record, msg (reply, and room for data) */
     lua_pushvalue(L, -1);
     lua_pushvalue(L, -3);
     lua_pushcclosure(L, msg_reply, 2);
@@ -317,6 +341,27 @@ void msg_unbind(struct msg_obj *m)
 {
     m->d = NULL;
     m->ws = NULL;
+}
+
+void msg_set_data(lua_State *L, struct msg_obj *m, int msg_idx, int key_idx)
+{
+    if (!m->data_read)
+        return;
+    lua_pushvalue(L, key_idx);
+    lua_pushlstring(L, (const char *)m->d->data, m->d->len);
+    lua_rawset(L, msg_idx);
+    m->data_set = 1;
+}
+
+void msg_clear_data(lua_State *L, struct msg_obj *m, int msg_idx)
+{
+    if (!m->data_set)
+        return;
+    msg_idx = lua_absindex(L, msg_idx);
+    lua_pushliteral(L, "data");
+    lua_pushnil(L);
+    lua_rawset(L, msg_idx); /* an existing key: no allocation, cannot raise */
+    m->data_set = 0;
 }
 
 void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener)

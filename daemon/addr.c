@@ -299,3 +299,23 @@ size_t addr_text(const struct sockaddr *sa, socklen_t len, char *buf)
     *o = '\0';
     return (size_t)(o - buf);
 }
+
+int addr_is_unicast(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        return a != INADDR_ANY && a != INADDR_BROADCAST && !IN_MULTICAST(a);
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_UNSPECIFIED(a) || IN6_IS_ADDR_MULTICAST(a))
+            return 0;
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            struct sockaddr_in v4 = {.sin_family = AF_INET};
+            memcpy(&v4.sin_addr, &a->s6_addr[12], 4);
+            return addr_is_unicast((const struct sockaddr *)&v4);
+        }
+        return 1;
+    }
+    return 0;
+}

@@ -37,4 +37,8 @@ char *addr_ip(const struct sockaddr *sa, char *buf, size_t buflen);
 /* The port of an IP address, 0 otherwise. */
 int addr_port(const struct sockaddr *sa);
 
+/* 1 if sa is one IPv4 or IPv6 address that is neither the wildcard nor multicast (nor the
+ * IPv4 limited broadcast); 0 otherwise (and for other families). */
+int addr_is_unicast(const struct sockaddr *sa);
+
 #endif

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <event2/event.h>
 #include <lauxlib.h>
 
 #include "addr.h"
@@ -102,12 +103,17 @@ struct dispatch_batch {
  * still costs only its own datagram and order is kept. */
 static int dispatch_batch_p(lua_State *L)
 {
+    enum { HANDLER = 2, MSG, DATA_KEY };
     struct dispatch_batch *b = lua_touserdata(L, 1);
     struct wlistener *wl = b->ws->wl;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
+    lua_pushliteral(L, "data");
     for (; b->i < b->n; b->i++) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
-        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
         msg_bind(wl->msg, &b->recs[b->i], b->ws);
+        msg_set_data(L, wl->msg, MSG, DATA_KEY);
+        lua_pushvalue(L, HANDLER);
+        lua_pushvalue(L, MSG);
         worker_call_next(wl->w);
         lua_call(L, 1, 0);
         msg_unbind(wl->msg);
@@ -131,6 +137,9 @@ static void dispatch_batch(struct wsock *ws, struct dgram *recs, int n)
             b.i++;
         }
     }
+    lua_rawgeti(w->L, LUA_REGISTRYINDEX, wl->msg_ref);
+    msg_clear_data(w->L, wl->msg, -1);
+    lua_pop(w->L, 1);
 }
 
 static int dispatch_is_sock_error(int e)
@@ -140,20 +149,22 @@ static int dispatch_is_sock_error(int e)
            e == EPROTO || e == ENOPROTOOPT || e == EACCES || e == EPERM;
 }
 
-void dispatch_readable(evutil_socket_t fd, short what, void *arg)
+/* Reads up to DISPATCH_MAX_ROUNDS batches from ws and hands them on; returns the size of
+ * the last batch read (0: the socket is empty, or reading stopped). */
+static int dispatch_read(struct wsock *ws, int from_epoll)
 {
-    (void)what;
-    struct wsock *ws = arg;
     struct wlistener *wl = ws->wl;
     struct worker *w = wl->w;
+    int n = 0;
     for (int round = 0; round < DISPATCH_MAX_ROUNDS && !w->paused; round++) {
-        int n = recv_batch(fd, &wl->ring, ws->local_port);
+        n = recv_batch(ws->fd, &wl->ring, ws->local_port);
         if (n < 0) {
             int e = errno;
+            n = 0;
             if (e == EINTR)
                 continue;
             if (e == EAGAIN || e == EWOULDBLOCK) {
-                n = 0;
+                /* nothing to read */
             } else if (dispatch_is_sock_error(e)) {
                 dispatch_errors(ws);
                 continue;
@@ -168,7 +179,7 @@ void dispatch_readable(evutil_socket_t fd, short what, void *arg)
         }
         if (n == 0) {
             /* Woken with nothing to read: the error queue is what is waiting. */
-            if (round == 0)
+            if (round == 0 && from_epoll)
                 dispatch_errors(ws);
             break;
         }
@@ -179,4 +190,53 @@ void dispatch_readable(evutil_socket_t fd, short what, void *arg)
         if ((unsigned)n < wl->ring.batch)
             break;
     }
+    return n;
+}
+
+/* Whether a batch of n says the socket is busy enough to be polled rather than watched. */
+static int dispatch_busy(const struct wsock *ws, int n)
+{
+    unsigned batch = ws->wl->ring.batch;
+    return batch >= 4 && (unsigned)n >= batch / 4;
+}
+
+/* Under load the socket leaves epoll and is read again from the loop's next turn (an
+ * active event), until a batch comes back small: while a socket is in an epoll set, every
+ * datagram that arrives, and every one of ours the kernel frees after sending, wakes the
+ * socket's wait queue (ep_poll_callback), about 4 % of an echo's CPU in the kernel (perf,
+ * bench/RESULTS.md). Other sockets and timers still run between two reads. */
+static void dispatch_poll_or_watch(struct wsock *ws, int n)
+{
+    struct worker *w = ws->wl->w;
+    if (!w->paused && ws->poll_ev && dispatch_busy(ws, n)) {
+        if (!ws->polling) {
+            event_del(ws->ev);
+            ws->polling = 1;
+        }
+        event_active(ws->poll_ev, EV_READ, 0);
+        return;
+    }
+    if (ws->polling) {
+        ws->polling = 0;
+        if (!w->paused) /* paused: sendq adds it back when it resumes */
+            event_add(ws->ev, NULL);
+    }
+}
+
+void dispatch_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wsock *ws = arg;
+    dispatch_poll_or_watch(ws, dispatch_read(ws, 1));
+}
+
+void dispatch_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wsock *ws = arg;
+    if (!ws->polling)
+        return;
+    dispatch_poll_or_watch(ws, dispatch_read(ws, 0));
 }

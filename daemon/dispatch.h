@@ -8,4 +8,8 @@
 /* libevent callback of a listening socket; arg is its struct wsock. */
 void dispatch_readable(evutil_socket_t fd, short what, void *arg);
 
+/* Callback of the socket's poll event (no fd, made active by the dispatcher): the socket
+ * read again while it is busy and out of epoll. */
+void dispatch_poll(evutil_socket_t fd, short what, void *arg);
+
 #endif

@@ -430,11 +430,14 @@ static int worker_attach_sockets(struct worker *w, struct wlistener *wl)
         struct sockaddr_storage local;
         socklen_t len = sizeof local;
         if (e->spec.kind != SOCK_KIND_RAW &&
-            getsockname(e->fd, (struct sockaddr *)&local, &len) == 0)
+            getsockname(e->fd, (struct sockaddr *)&local, &len) == 0) {
             ws->local_port = (uint16_t)addr_port((struct sockaddr *)&local);
+            ws->bound_unicast = addr_is_unicast((struct sockaddr *)&local);
+        }
         if (e->slot == w->slot) {
             ws->ev = event_new(w->base, e->fd, EV_READ | EV_PERSIST, dispatch_readable, ws);
-            if (!ws->ev)
+            ws->poll_ev = event_new(w->base, -1, 0, dispatch_poll, ws);
+            if (!ws->ev || !ws->poll_ev)
                 return -1;
         }
     }
@@ -722,9 +725,12 @@ void worker_destroy(struct worker *w)
     watchdog_stop(&w->wd);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
-        for (size_t j = 0; j < wl->nsocks; j++)
+        for (size_t j = 0; j < wl->nsocks; j++) {
             if (wl->socks[j].ev)
                 event_free(wl->socks[j].ev);
+            if (wl->socks[j].poll_ev)
+                event_free(wl->socks[j].poll_ev);
+        }
         free(wl->socks);
         for (int c = 0; c < 2; c++)
             if (wl->clients[c].fd >= 0)

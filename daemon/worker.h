@@ -37,7 +37,10 @@ struct wsock {
     int fd;
     int family;
     uint16_t local_port;
+    int bound_unicast;        /* bound to one unicast IP address: replies need no pktinfo */
     struct event *ev;
+    struct event *poll_ev;    /* read again from the loop while busy (dispatch.c) */
+    int polling;              /* busy: ev is out of epoll, poll_ev drives the reads */
     uint32_t *last_ovfl;      /* last SO_RXQ_OVFL total seen (the socket entry's) */
 };
 

@@ -248,13 +248,17 @@ describe("luadgramd", function()
       } } }
       local c = h.udp("inet", "127.0.0.1")
       finally(function() c:close() end)
-      assert.are.equal("kept", c:ask("127.0.0.1", port, "keep"), d:explain("no reply"))
-      local data = c:recv(2)
-      local r = h.parse(assert(data, d:explain("no report from the timer")))
-      assert.is_false(r.data_ok)
-      assert.is_truthy(r.data_err:find("message expired", 1, true), r.data_err)
-      assert.is_false(r.reply_ok)
-      assert.is_truthy(r.reply_err:find("message expired", 1, true), r.reply_err)
+      -- the first time through __index; the second with msg.data set as a field (the
+      -- handler has read it before): expired either way
+      for round = 1, 2 do
+        assert.are.equal("kept", c:ask("127.0.0.1", port, "keep"), d:explain("no reply"))
+        local data = c:recv(2)
+        local r = h.parse(assert(data, d:explain("no report from the timer")))
+        assert.is_false(r.data_ok, "round " .. round)
+        assert.is_truthy(r.data_err:find("message expired", 1, true), r.data_err)
+        assert.is_false(r.reply_ok)
+        assert.is_truthy(r.reply_err:find("message expired", 1, true), r.reply_err)
+      end
     end)
   end)
 

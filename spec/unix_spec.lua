@@ -55,3 +55,35 @@ describe("luadgramd unix datagram listener", function()
     assert.are.equal("socket", h.capture("stat -c %F " .. h.shq(sock)))
   end)
 end)
+
+describe("luadgramd replies to a client that does not read", function()
+  after_each(h.cleanup_and_check)
+
+  it("waits while the client's queue is full, then sends every reply in order", function()
+    local dir = h.tmpdir()
+    local sock, mport = dir .. "/echo.sock", h.free_tcp_port()
+    -- batch 8: the socket counts as busy (polled, out of epoll) from 2 datagrams a batch
+    local d = h.start { dir = dir, metrics = "127.0.0.1:" .. mport, listeners = { {
+      name = "ux", handler = "echo", bind = "unix:" .. sock, recv = { batch = 8 },
+    } } }
+    local u = h.unix(dir .. "/slow.sock")
+    finally(function() u:close() end)
+    -- The kernel refuses (EAGAIN) a datagram to a unix socket holding max_dgram_qlen
+    -- unread ones: N - qlen replies must wait for the client to read. The daemon stops
+    -- reading meanwhile, and its own queue takes the rest of the N.
+    local qlen = tonumber((h.read("/proc/sys/net/unix/max_dgram_qlen") or ""):match("%d+"))
+    local N = (qlen or 10) + 8
+    for i = 1, N do assert(u:send(sock, "m" .. i), "send " .. i) end
+    h.sleep(0.3) -- the replies the queue takes are in it, the others wait
+    for i = 1, N do
+      local data = u:recv(5)
+      assert.are.equal("m" .. i, data, d:explain("reply %d of %d", i, N))
+    end
+    local sent = h.wait_metric(mport, "luadgramd_sent_total", "ux", N)
+    local text = assert(h.metrics(mport))
+    assert.are.equal(N, sent, text)
+    assert.are.equal(0, h.metric(text, "luadgramd_send_dropped_total", "ux"), text)
+    assert.are.equal(0, h.metric(text, "luadgramd_send_errors_total", "ux"), text)
+    assert.are.equal("m0", u:ask(sock, "m0"), d:explain("still answering afterwards"))
+  end)
+end)
