@@ -149,6 +149,13 @@ static int dispatch_is_sock_error(int e)
            e == EPROTO || e == ENOPROTOOPT || e == EACCES || e == EPERM;
 }
 
+/* Whether a batch of n says the socket is busy enough to be polled rather than watched. */
+static int dispatch_busy(const struct wsock *ws, int n)
+{
+    unsigned batch = ws->wl->ring.batch;
+    return batch >= 4 && (unsigned)n >= batch / 4;
+}
+
 /* Reads up to DISPATCH_MAX_ROUNDS batches from ws and hands them on; returns the size of
  * the last batch read (0: the socket is empty, or reading stopped). */
 static int dispatch_read(struct wsock *ws, int from_epoll)
@@ -187,17 +194,12 @@ static int dispatch_read(struct wsock *ws, int from_epoll)
         dispatch_batch(ws, wl->ring.recs, n);
         w->in_batch = 0;
         sendq_flush(w);
-        if ((unsigned)n < wl->ring.batch)
+        /* A short batch ends the reading, unless the socket is being polled and still
+         * busy: then the next batch comes at once, without a turn of the loop. */
+        if ((unsigned)n < wl->ring.batch && !(ws->polling && dispatch_busy(ws, n)))
             break;
     }
     return n;
-}
-
-/* Whether a batch of n says the socket is busy enough to be polled rather than watched. */
-static int dispatch_busy(const struct wsock *ws, int n)
-{
-    unsigned batch = ws->wl->ring.batch;
-    return batch >= 4 && (unsigned)n >= batch / 4;
 }
 
 /* Under load the socket leaves epoll and is read again from the loop's next turn (an
