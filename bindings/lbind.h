@@ -24,9 +24,10 @@ void msg_unbind(struct msg_obj *m);
 /* Inside the batch's protected call, m bound, its message table at msg_idx and the string
  * "data" at key_idx: sets msg.data as a field when the handler reads it (else nothing). */
 void msg_set_data(lua_State *L, struct msg_obj *m, int msg_idx, int key_idx);
-/* After the batch, its message table at msg_idx: removes what msg_set_data set, so that
- * msg.data outside a call raises "message expired" again. Never raises. */
-void msg_clear_data(lua_State *L, struct msg_obj *m, int msg_idx);
+/* After the batch (msg_ref: the message table's registry reference): removes what
+ * msg_set_data set, so that msg.data outside a call raises "message expired" again; nothing
+ * when it set nothing. Never raises. */
+void msg_clear_data(lua_State *L, struct msg_obj *m, int msg_ref);
 /* The datagram of the live message object at idx, for C modules that read it in place
  * (luadgram.syslog); raises like msg.data when idx is not a message or it has expired. */
 const struct dgram *msg_dgram(lua_State *L, int idx);

@@ -8,10 +8,9 @@
  * table read, not a metamethod call (~300 instructions per datagram). Once the handler has
  * read msg.data, the dispatcher sets `data` in the table for each datagram (msg_set_data)
  * and removes it at the end of the batch (msg_clear_data): a plain read too, and a string
- * made only for handlers that read it. Its C record (struct
- * msg_obj, a userdata) is an upvalue of its closures, and the registry's weak table
- * msg_objects maps each message to its record for calls given another listener's message
- * and for C modules (msg_dgram). */
+ * made only for handlers that read it. Its C record (struct msg_obj, a userdata) is an
+ * upvalue of its closures, and the registry's weak table msg_objects maps each message to
+ * its record for calls given another listener's message and for C modules (msg_dgram). */
 #include "lbind.h"
 
 #include <errno.h>
@@ -33,6 +32,12 @@ struct msg_obj {
 };
 
 static const char msg_objects_key = 'm'; /* registry: message table -> its msg_obj */
+
+/* Raises the error of a message used outside its call. */
+static int msg_expired(lua_State *L)
+{
+    return luaL_error(L, "message expired (a message is valid only during its message call)");
+}
 
 /* The record of the message at idx, or NULL when the value there is not a message. */
 static struct msg_obj *msg_lookup(lua_State *L, int idx)
@@ -58,7 +63,7 @@ static struct msg_obj *msg_check_at(lua_State *L, int idx)
     if (!m)
         luaL_typeerror(L, idx, MSG_META);
     if (!m->d)
-        luaL_error(L, "message expired (a message is valid only during its message call)");
+        msg_expired(L);
     return m;
 }
 
@@ -70,7 +75,7 @@ static struct msg_obj *msg_check(lua_State *L)
         return msg_check_at(L, 1);
     struct msg_obj *m = lua_touserdata(L, lua_upvalueindex(2));
     if (!m->d)
-        luaL_error(L, "message expired (a message is valid only during its message call)");
+        msg_expired(L);
     return m;
 }
 
@@ -160,12 +165,11 @@ static void msg_push_opt_int(lua_State *L, int present, lua_Integer v)
 static int msg_index(lua_State *L)
 {
     struct msg_obj *m = lua_touserdata(L, lua_upvalueindex(1));
-    const char *k = lua_tostring(L, 2);
-    if (!k || lua_type(L, 2) != LUA_TSTRING)
+    if (lua_type(L, 2) != LUA_TSTRING)
         return 0;
+    const char *k = lua_tostring(L, 2);
     if (!m->d)
-        return luaL_error(L, "message expired (a message is valid only during its message "
-                             "call)");
+        return msg_expired(L);
     struct dgram *d = m->d;
     switch (k[0]) {
     case 'b':
@@ -353,14 +357,15 @@ void msg_set_data(lua_State *L, struct msg_obj *m, int msg_idx, int key_idx)
     m->data_set = 1;
 }
 
-void msg_clear_data(lua_State *L, struct msg_obj *m, int msg_idx)
+void msg_clear_data(lua_State *L, struct msg_obj *m, int msg_ref)
 {
     if (!m->data_set)
         return;
-    msg_idx = lua_absindex(L, msg_idx);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, msg_ref);
     lua_pushliteral(L, "data");
     lua_pushnil(L);
-    lua_rawset(L, msg_idx); /* an existing key: no allocation, cannot raise */
+    lua_rawset(L, -3); /* an existing key: no allocation, cannot raise */
+    lua_pop(L, 1);
     m->data_set = 0;
 }
 

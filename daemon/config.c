@@ -199,9 +199,8 @@ static int config_setting(lua_State *L)
                                    "handler_budget: expected a number of instructions (0: none)");
         cfg->handler_budget = (long)iv;
     } else if (strcmp(key, "handler_timeout") == 0) {
-        int isnum = 0;
-        lua_Number t = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumberx(L, 3, &isnum) : 0;
-        if (!isnum || !(t == 0 || (t >= 0.001 && t <= 86400)))
+        lua_Number t = lua_type(L, 3) == LUA_TNUMBER ? lua_tonumber(L, 3) : -1;
+        if (!(t == 0 || (t >= 0.001 && t <= 86400)))
             return config_raise_at(L, line, "handler_timeout: expected seconds from 0.001 to "
                                             "86400 (0: none)");
         cfg->handler_timeout = (double)t;

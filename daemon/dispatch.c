@@ -137,9 +137,7 @@ static void dispatch_batch(struct wsock *ws, struct dgram *recs, int n)
             b.i++;
         }
     }
-    lua_rawgeti(w->L, LUA_REGISTRYINDEX, wl->msg_ref);
-    msg_clear_data(w->L, wl->msg, -1);
-    lua_pop(w->L, 1);
+    msg_clear_data(w->L, wl->msg, wl->msg_ref);
 }
 
 static int dispatch_is_sock_error(int e)

@@ -510,13 +510,11 @@ static int worker_xpcall(lua_State *L)
     return lua_gettop(L);
 }
 
-/* Puts the wrappers above in place of coroutine.create, coroutine.wrap and xpcall. */
-static int worker_watch_coroutines(lua_State *L, struct worker *w)
+/* Puts the wrappers above in place of coroutine.create, coroutine.wrap and xpcall (after
+ * luaL_openlibs, before any script runs). */
+static void worker_watch_coroutines(lua_State *L, struct worker *w)
 {
-    if (lua_getglobal(L, "coroutine") != LUA_TTABLE) {
-        lua_pop(L, 1);
-        return 0;
-    }
+    lua_getglobal(L, "coroutine");
     static const char *const names[] = {"create", "wrap"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         lua_getfield(L, -1, names[i]);
@@ -529,7 +527,6 @@ static int worker_watch_coroutines(lua_State *L, struct worker *w)
     lua_pushlightuserdata(L, w);
     lua_pushcclosure(L, worker_xpcall, 2);
     lua_setglobal(L, "xpcall");
-    return 0;
 }
 
 /* The watchdog of handler_timeout, and the handler of its signal (process-wide, the same
@@ -584,8 +581,8 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
     if (w->budget_step > 0)
         lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
     snprintf(w->timeout_text, sizeof w->timeout_text, "%g", cfg->handler_timeout);
-    if ((w->budget_step > 0 || cfg->handler_timeout > 0) && worker_watch_coroutines(L, w) != 0)
-        goto fail;
+    if (w->budget_step > 0 || cfg->handler_timeout > 0)
+        worker_watch_coroutines(L, w);
     if (cfg->handler_timeout > 0 && worker_watchdog_start(w, err, errlen) != 0)
         goto fail;
     path = config_package_path(cfg);
