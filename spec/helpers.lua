@@ -171,8 +171,19 @@ end
 
 -- ---- running the daemon ----
 
+-- The first AddressSanitizer, LeakSanitizer or UBSan report in `text` (with some context),
+-- or nil when there is none.
+function h.sanitizer_report(text)
+  local at = text:find("ERROR: AddressSanitizer", 1, true)
+             or text:find("ERROR: LeakSanitizer", 1, true) or text:find("runtime error:", 1, true)
+  if at then return text:sub(math.max(1, at - 200), at + 3000) end
+  return nil
+end
+
 -- Runs luadgramd with args (a string, already quoted) to completion, at most `timeout`
 -- seconds. Returns exit code (124 on timeout), stdout, stderr.
+-- Raises (naming the caller's line) when a sanitizer report is in the output, whatever the
+-- exit code: a run that ends as expected may still have read out of bounds on the way.
 function h.run(args, timeout)
   local dir = h.tmpdir()
   local out, err = dir .. "/stdout", dir .. "/stderr"
@@ -180,7 +191,12 @@ function h.run(args, timeout)
                             h.shq(h.bin), args, h.shq(out), h.shq(err))
   local _, how, code = os.execute(cmd)
   if how == "signal" then code = 128 + code end
-  return code, h.read(out) or "", h.read(err) or ""
+  local stdout, stderr = h.read(out) or "", h.read(err) or ""
+  local report = h.sanitizer_report(stderr) or h.sanitizer_report(stdout)
+  if report then
+    error(string.format("sanitizer report from luadgramd %s:\n%s", args, report), 2)
+  end
+  return code, stdout, stderr
 end
 
 local Daemon = {}
@@ -348,7 +364,7 @@ end
 -- Starts the daemon on a configuration. cfg: a table for h.config_text, or { text = "...",
 -- expect = { name = number of binds } }. Writes it to DIR/luadgramd.conf (DIR a fresh temp
 -- folder, also d.dir), starts `luadgramd -c` with stderr to DIR/luadgramd.log and waits
--- (up to 5 s) until every listener logged its bound addresses. Raises with the log when the
+-- (up to 10 s: an ASan build on a loaded machine) until every listener logged its bound addresses. Raises with the log when the
 -- daemon exits or does not get there.
 -- Optional keys:
 --   prefix = { "cmd", "arg", ... }  run the daemon through a program that exec()s it
@@ -390,7 +406,7 @@ function h.start(cfg)
       if d:bound_count(name) < n then return nil end
     end
     return "ready"
-  end, 5)
+  end, 10)
   if ready ~= "ready" then
     local how, code = d:stop(2)
     error(string.format("luadgramd did not come up (%s; %s %s) with\n%s\n--- log ---\n%s",
@@ -407,7 +423,7 @@ function h.cleanup()
   local bad = {}
   while #started > 0 do
     local d = started[#started]
-    local how, code = d:stop(5)
+    local how, code = d:stop(10)
     if how ~= "exit" or code ~= 0 then
       bad[#bad + 1] = string.format("luadgramd %d did not exit 0 on SIGTERM: %s %s\n%s",
                                     d.pid, tostring(how), tostring(code), d:tail(20))
@@ -415,18 +431,39 @@ function h.cleanup()
     if started[#started] == d then table.remove(started) end
   end
   for _, d in ipairs(all_started) do
-    local log = d:log()
-    local at = log:find("ERROR: AddressSanitizer", 1, true)
-               or log:find("ERROR: LeakSanitizer", 1, true) or log:find("runtime error:", 1, true)
-    if at then
+    local report = h.sanitizer_report(d:log())
+    if report then
       bad[#bad + 1] = string.format("sanitizer report in the log of luadgramd %d:\n%s", d.pid,
-                                    log:sub(math.max(1, at - 200), at + 3000))
+                                    report)
     end
   end
   all_started = {}
   for _, dir in ipairs(tmpdirs) do os.execute("rm -rf " .. h.shq(dir)) end
   tmpdirs = {}
   return bad
+end
+
+-- ---- readable failures ----
+
+-- When a test fails, or a setup or teardown raises, the last lines of the log of every daemon
+-- started since the last cleanup go to stderr, so that ctest's output shows what the daemon
+-- said around the failure. busted publishes the failure before after_each cleans up.
+local function print_daemon_logs()
+  io.stdout:flush() -- the output handler's lines so far, then ours
+  for _, d in ipairs(all_started) do
+    io.stderr:write(string.format("--- luadgramd %d (%s), last lines of %s ---\n%s\n---\n",
+                                  d.pid, d:state(), d.log_path, d:tail(60)))
+  end
+  return nil, true -- true: the output handler still gets the event
+end
+
+do
+  -- Outside busted (a plain lua5.4), require "busted" has no subscribe: nothing to hook.
+  local ok, busted = pcall(require, "busted")
+  if ok and type(busted) == "table" and busted.subscribe then
+    busted.subscribe({ "failure" }, print_daemon_logs)
+    busted.subscribe({ "error" }, print_daemon_logs)
+  end
 end
 
 -- For after_each: cleans up and fails when cleanup found a problem.
