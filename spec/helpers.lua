@@ -364,8 +364,8 @@ end
 -- Starts the daemon on a configuration. cfg: a table for h.config_text, or { text = "...",
 -- expect = { name = number of binds } }. Writes it to DIR/luadgramd.conf (DIR a fresh temp
 -- folder, also d.dir), starts `luadgramd -c` with stderr to DIR/luadgramd.log and waits
--- (up to 10 s: an ASan build on a loaded machine) until every listener logged its bound addresses. Raises with the log when the
--- daemon exits or does not get there.
+-- (up to 10 s: an ASan build on a loaded machine) until every listener logged its bound
+-- addresses. Raises with the log when the daemon exits or does not get there.
 -- Optional keys:
 --   prefix = { "cmd", "arg", ... }  run the daemon through a program that exec()s it
 --            (systemd-socket-activate, setpriv); d.pid is still the daemon's pid
