@@ -1,86 +1,142 @@
 -- spec/drops_spec.lua: nothing is lost silently. When the kernel drops datagrams because a
 -- listener's socket buffer is full (its handler was busy), the drops are counted per
--- listener (SO_RXQ_OVFL) in /metrics and logged; received + dropped = sent.
+-- listener (SO_RXQ_OVFL) in /metrics and logged; received + dropped = sent. A reload that
+-- keeps the socket keeps counting where it was: drops are not counted twice.
 local h = require "helpers"
 
+local LISTENER = "slow"
+
+-- A daemon whose listener "slow" (spec/fixtures/slow.lua) has a 4 KiB receive buffer, and
+-- a client.
+local function start_slow()
+  local port, mport = h.free_port("127.0.0.1"), h.free_tcp_port()
+  local d = h.start {
+    metrics = "127.0.0.1:" .. mport,
+    listeners = { {
+      name = LISTENER, bind = "127.0.0.1:" .. port, handler = "slow",
+      recv = { batch = 8, size = 2048, rcvbuf = 4096 },
+    } },
+  }
+  local c = h.udp("inet", "127.0.0.1")
+  return d, c, port, mport
+end
+
+-- The listener's received and kernel-dropped totals in /metrics, and the text (nil, nil,
+-- err when /metrics does not answer).
+local function received_and_dropped(mport)
+  local text, err = h.metrics(mport)
+  if not text then return nil, nil, err end
+  return h.metric(text, "luadgramd_received_total", LISTENER),
+         h.metric(text, "luadgramd_kernel_drops_total", LISTENER), text
+end
+
+-- Makes the handler stall for 0.5 s (once /metrics shows it has the "stall" datagram) and
+-- sends 300 datagrams of 512 bytes meanwhile, far more than the buffer holds. Returns how
+-- many datagrams were sent.
+local function overflow(d, c, port, mport)
+  c:send("127.0.0.1", port, "stall")
+  local stalled = h.wait_for(function() return received_and_dropped(mport) == 1 end, 5)
+  assert.is_truthy(stalled, d:explain("the stall datagram never reached the handler"))
+  local payload = string.rep("x", 512)
+  for _ = 1, 300 do c:send("127.0.0.1", port, payload) end
+  return 301
+end
+
+-- Asks the handler how many datagrams it has seen: sends "count TAG-1", "count TAG-2", ...
+-- every 0.5 s (a question sent while the handler stalls may be dropped too) until one is
+-- answered; replies that do not carry TAG (late answers to an earlier round) are skipped.
+-- Returns the handler's count, the number i of the question answered and how many
+-- questions were sent; nil when none was answered within `timeout` seconds.
+local function ask_count(c, port, tag, timeout)
+  local asked, deadline = 0, h.now() + timeout
+  repeat
+    asked = asked + 1
+    c:send("127.0.0.1", port, "count " .. tag .. "-" .. asked)
+    local round_end = h.now() + 0.5
+    repeat
+      local reply = c:recv(math.max(0.01, round_end - h.now()))
+      local i, seen = (reply or ""):match("^" .. tag .. "%-(%d+) (%d+)$")
+      if i then return tonumber(seen), tonumber(i), asked end
+    until not reply or h.now() > round_end
+  until h.now() > deadline
+  return nil, nil, asked
+end
+
+-- Waits until /metrics accounts for `sent` datagrams, received or dropped (the kernel
+-- reports drops with the next datagram it delivers). Returns received, dropped, text.
+local function wait_accounted(mport, sent)
+  local got, drops, text
+  h.wait_for(function()
+    got, drops, text = received_and_dropped(mport)
+    return got and drops and got + drops >= sent
+  end, 5, 0.05)
+  return got, drops, text
+end
+
+-- The sum of N over the log's "listener 'slow': kernel dropped N datagrams" lines.
+local function logged_drops(d)
+  local sum = 0
+  for n in d:log():gmatch("listener '" .. LISTENER .. "': kernel dropped (%d+) datagrams") do
+    sum = sum + tonumber(n)
+  end
+  return sum
+end
+
 describe("luadgramd kernel drops", function()
-  after_each(function()
-    local bad = h.cleanup()
-    assert.are.same({}, bad, "daemons that did not stop cleanly")
-  end)
+  after_each(h.cleanup_and_check)
 
   it("are counted in /metrics and logged when the socket buffer overflows", function()
-    local port, mport = h.free_port("127.0.0.1"), h.free_tcp_port()
-    local d = h.start {
-      metrics = "127.0.0.1:" .. mport,
-      listeners = { {
-        name = "slow", bind = "127.0.0.1:" .. port, handler = "slow",
-        recv = { batch = 8, size = 2048, rcvbuf = 4096 },
-      } },
-    }
-    local c = h.udp("inet", "127.0.0.1")
-    c:send("127.0.0.1", port, "stall")
-    h.sleep(0.1) -- the handler is now busy for 0.5 s
-    local sent = 1
-    local payload = string.rep("x", 512)
-    for _ = 1, 300 do
-      c:send("127.0.0.1", port, payload)
-      sent = sent + 1
-    end
-    -- Once the stall is over, a "count" datagram carries the socket's final drop count.
-    -- The stall is CPU time, so under load it can last longer: ask until answered (a
-    -- "count" that is itself dropped is counted like any other), then keep the last reply.
-    local reply
-    local deadline = h.now() + 10
-    repeat
-      c:send("127.0.0.1", port, "count")
-      sent = sent + 1
-      reply = c:recv(0.5)
-    until reply or h.now() > deadline
-    assert.is_not_nil(reply, d:explain("no answer to count"))
-    repeat
-      local later = c:recv(0.3)
-      if later then reply = later end
-    until not later
-    local received = tonumber(reply)
-    assert.is_true(received < sent, d:explain("nothing was dropped (%d of %d received): the "
-                                               .. "test did not overflow the buffer", received, sent))
-    local text = assert(h.metrics(mport))
-    local drops = h.metric(text, "luadgramd_kernel_drops_total", "slow")
-    local got = h.metric(text, "luadgramd_received_total", "slow")
-    assert.are.equal(received, got, "received_total")
-    assert.are.equal(sent, got + drops, d:explain("received %d + kernel drops %s ~= sent %d",
-                                                  got, tostring(drops), sent))
-    assert.is_truthy(d:wait_log("listener 'slow': kernel dropped %d+ datagrams", 2),
-                     d:explain("no log line for the drops"))
+    local d, c, port, mport = start_slow()
+    finally(function() c:close() end)
+    local sent = overflow(d, c, port, mport)
+    local seen, _, asked = ask_count(c, port, "a", 10)
+    assert.is_not_nil(seen, d:explain("no answer to count after the stall"))
+    sent = sent + asked
+
+    local got, drops, text = wait_accounted(mport, sent)
+    assert.is_true((drops or 0) > 0, d:explain("nothing was dropped: the test did not "
+                                               .. "overflow the buffer\n%s", tostring(text)))
+    assert.are.equal(sent, got + drops, d:explain("received %d + kernel drops %d ~= sent %d",
+                                                  got, drops, sent))
+    -- the handler saw exactly what /metrics counts as received (the queue is empty now:
+    -- these questions are not dropped)
+    local seen_now, i = ask_count(c, port, "b", 5)
+    assert.are.equal(got + i, seen_now, d:explain("handler's count after %d received", got))
+    local logged = h.wait_for(function() return logged_drops(d) == drops end, 3)
+    assert.is_true(logged, d:explain("the log's drop lines add up to %d, /metrics says %d",
+                                     logged_drops(d), drops))
   end)
 
   it("are not counted twice after a reload keeps the socket", function()
-    local port, mport = h.free_port("127.0.0.1"), h.free_tcp_port()
-    local d = h.start {
-      metrics = "127.0.0.1:" .. mport,
-      listeners = { { name = "slow", bind = "127.0.0.1:" .. port, handler = "slow",
-                      recv = { batch = 8, size = 2048, rcvbuf = 4096 } } },
-    }
-    local c = h.udp("inet", "127.0.0.1")
-    c:send("127.0.0.1", port, "stall")
-    h.sleep(0.1)
-    for _ = 1, 300 do c:send("127.0.0.1", port, string.rep("x", 512)) end
-    local reply
-    local deadline = h.now() + 10
-    repeat c:send("127.0.0.1", port, "count"); reply = c:recv(0.5) until reply or h.now() > deadline
-    assert.is_not_nil(reply)
-    h.sleep(0.3)
-    local before = h.metric(assert(h.metrics(mport)), "luadgramd_kernel_drops_total", "slow")
-    assert.is_true(before > 0, "the test did not overflow the buffer")
+    local d, c, port, mport = start_slow()
+    finally(function() c:close() end)
+    local sent = overflow(d, c, port, mport)
+    local seen, _, asked = ask_count(c, port, "before", 10)
+    assert.is_not_nil(seen, d:explain("no answer to count after the stall"))
+    sent = sent + asked
+    local got, before = wait_accounted(mport, sent)
+    assert.is_true((before or 0) > 0, d:explain("nothing was dropped: the test did not "
+                                                .. "overflow the buffer"))
+    assert.are.equal(sent, got + before, d:explain("received %d + kernel drops %d ~= sent %d",
+                                                   got, before, sent))
+    local sockets = h.udp_sockets(port, "inet")
+    assert.are.equal(1, #sockets, d:explain("sockets on port %d", port))
+
     assert(d:signal("HUP"))
-    h.wait_metric(mport, "luadgramd_reloads_total", nil, 1, 5)
-    reply = nil
-    deadline = h.now() + 5
-    repeat c:send("127.0.0.1", port, "count"); reply = c:recv(0.5) until reply or h.now() > deadline
-    assert.is_not_nil(reply)
-    h.sleep(0.3)
-    local after = h.metric(assert(h.metrics(mport)), "luadgramd_kernel_drops_total", "slow")
-    assert.are.equal(before, after)
+    local reloads, text = h.wait_metric(mport, "luadgramd_reloads_total", nil, 1, 5)
+    assert.are.equal(1, reloads, d:explain("no reload counted:\n%s", tostring(text)))
+    assert.are.same(sockets, h.udp_sockets(port, "inet"),
+                    d:explain("the reload did not keep the socket"))
+
+    -- Every datagram the kernel delivers now carries the socket's total drop count
+    -- (SO_RXQ_OVFL): the reloaded daemon must add only what is new, i.e. nothing.
+    seen, _, asked = ask_count(c, port, "after", 5)
+    assert.is_not_nil(seen, d:explain("no answer to count after the reload"))
+    sent = sent + asked
+    local got_after, after = wait_accounted(mport, sent)
+    assert.are.equal(before, after, d:explain("kernel drops before the reload %d, after %s",
+                                              before, tostring(after)))
+    assert.are.equal(sent, got_after + after, d:explain("received %d + kernel drops %d ~= "
+                                                        .. "sent %d", got_after, after, sent))
   end)
 end)
