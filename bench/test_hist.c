@@ -6,10 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int failures;
+static long checks, failures;
 
 #define CHECK(cond, ...)                                                                  \
     do {                                                                                  \
+        checks++;                                                                         \
         if (!(cond)) {                                                                    \
             failures++;                                                                   \
             printf("not ok - %s:%d: ", __FILE__, __LINE__);                              \
@@ -47,10 +48,9 @@ static void test_quantiles(void)
     struct hist *h = malloc(sizeof *h);
     const double qs[] = { 0.5, 0.9, 0.99, 0.999 };
 
-    if (!h) {
-        failures++;
+    CHECK(h != NULL, "out of memory");
+    if (!h)
         return;
-    }
     hist_init(h);
     CHECK(hist_quantile(h, 0.5) == 0, "empty histogram has a median");
     for (uint64_t v = 1; v <= 100000; v++)
@@ -70,6 +70,6 @@ int main(void)
 {
     test_bucket_bounds();
     test_quantiles();
-    printf("%d passed, %d failed\n", failures ? 0 : 2, failures ? 1 : 0);
+    printf("%ld passed, %ld failed\n", checks - failures, failures);
     return failures ? 1 : 0;
 }
