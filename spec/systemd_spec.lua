@@ -1,11 +1,15 @@
 -- spec/systemd_spec.lua: luadgramd under systemd's protocols with real peers: sockets
 -- passed by systemd-socket-activate (LISTEN_FDS) are used by the listener whose bind address
 -- matches and kept across reloads, unmatched ones are closed; sd_notify messages (READY=1,
--- RELOADING=1, STOPPING=1, STATUS=) reach $NOTIFY_SOCKET, a path or an abstract name.
+-- RELOADING=1, STOPPING=1, STATUS=) reach $NOTIFY_SOCKET, a path or an abstract name, and
+-- nothing is sent for a value that is neither.
 local h = require "helpers"
 
-local function has_socket_activate()
-  return os.execute("command -v systemd-socket-activate >/dev/null 2>&1") == true
+-- systemd-socket-activate is a test dependency (bash .ci/deps test installs it): its absence
+-- fails the tests that need it rather than letting them pass as pending.
+local function need_socket_activate()
+  assert(os.execute("command -v systemd-socket-activate >/dev/null 2>&1") == true,
+         "systemd-socket-activate is not installed (Debian package systemd: bash .ci/deps test)")
 end
 
 -- The command prefix that makes systemd-socket-activate listen on `addrs` (in order: they
@@ -33,10 +37,7 @@ describe("luadgramd under systemd", function()
   describe("socket activation (systemd-socket-activate)", function()
     it("uses the passed sockets of its bind addresses, closes the others, keeps them on reload",
        function()
-      if not has_socket_activate() then
-        pending("systemd-socket-activate is not installed (Debian package systemd)")
-        return
-      end
+      need_socket_activate()
       local p4, p6 = h.free_port("127.0.0.1"), h.free_port("::1")
       local pextra
       for _ = 1, 10 do
@@ -108,10 +109,7 @@ describe("luadgramd under systemd", function()
     end)
 
     it("with workers = 2 has one worker read a passed socket", function()
-      if not has_socket_activate() then
-        pending("systemd-socket-activate is not installed (Debian package systemd)")
-        return
-      end
+      need_socket_activate()
       local port = h.free_port("127.0.0.1")
       local d = h.start {
         workers = 2,
@@ -222,11 +220,14 @@ describe("luadgramd under systemd", function()
       notify_cycle(n)
     end)
 
-    it("sends nothing and runs normally when NOTIFY_SOCKET names no socket", function()
-      local dir = h.tmpdir()
+    -- Runs an echo daemon with NOTIFY_SOCKET = `value`, in the folder `cwd` when given (so a
+    -- relative value names a file there): it must answer, reload (SIGHUP) and answer again,
+    -- and exit 0 on SIGTERM: every point where it notifies (start, reload, stop) is passed.
+    local function serve_reload_stop(value, cwd)
       local port = h.free_port("127.0.0.1")
       local d = h.start {
-        env = { NOTIFY_SOCKET = dir .. "/nobody-listens" },
+        env = { NOTIFY_SOCKET = value },
+        prefix = cwd and { "env", "-C", cwd } or nil,
         listeners = { { name = "echo", handler = "echo", bind = "127.0.0.1:" .. port } },
       }
       local c = h.udp("inet", "127.0.0.1")
@@ -235,6 +236,27 @@ describe("luadgramd under systemd", function()
       assert(d:signal("HUP"))
       assert.is_truthy(d:wait_log("reloaded: ", 5), d:explain("no reload"))
       assert.are.equal("ok2", c:ask("127.0.0.1", port, "ok2"), d:explain("no echo after HUP"))
+      local how, code = d:stop(5)
+      assert.are.same({ "exit", 0 }, { how, code }, d:explain("exit after SIGTERM"))
+      return d
+    end
+
+    it("runs normally when NOTIFY_SOCKET names no socket", function()
+      serve_reload_stop(h.tmpdir() .. "/nobody-listens")
+    end)
+
+    it("sends nothing when NOTIFY_SOCKET is neither an absolute path nor @name", function()
+      -- The protocol takes only "/path" or "@abstract"; a daemon that took the relative
+      -- "notify" as a path (relative to its folder, `dir`) would reach this socket.
+      local dir = h.tmpdir()
+      local n = h.notify_socket(dir .. "/notify")
+      finally(function() n:close() end)
+      local d = serve_reload_stop("notify", dir)
+      -- It has exited: whatever it sent is queued here already, so the wait is a formality.
+      local msg, err = n:recv(0.2)
+      assert.is_nil(msg, d:explain("notification sent to a relative NOTIFY_SOCKET: %q",
+                                   tostring(msg)))
+      assert.are.equal("timeout", err)
     end)
   end)
 end)
