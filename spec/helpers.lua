@@ -654,4 +654,33 @@ function Notify:close()
   if self.path then os.remove(self.path) end
 end
 
+-- n UDP ports (a list) that differ from each other and are each free right now on every
+-- IPv4 and IPv6 address: each is held bound on 0.0.0.0 and on [::] (IPv6-only) until the
+-- last is picked, so that none can coincide with another, whatever the address family or
+-- listener it goes to (a dual-stack [::] bind included). Raises when 100 ports taken on
+-- 0.0.0.0 were all busy on [::].
+function h.free_ports(n)
+  local held, ports = {}, {}
+  local function hold(s) held[#held + 1] = s end
+  local tries = 0
+  while #ports < n do
+    tries = tries + 1
+    assert(tries <= n + 100, "h.free_ports: no port free on both 0.0.0.0 and [::]")
+    local s4 = socket.udp4()
+    assert(s4:setsockname("0.0.0.0", 0))
+    hold(s4) -- kept while picking, busy or not: the kernel cannot hand it out again
+    local _, port = s4:getsockname()
+    port = tonumber(port)
+    local s6 = socket.udp6() -- IPv6-only: lua-socket sets it on every udp6 socket
+    if s6:setsockname("::", port) then
+      hold(s6)
+      ports[#ports + 1] = port
+    else
+      s6:close()
+    end
+  end
+  for _, s in ipairs(held) do s:close() end
+  return ports
+end
+
 return h
