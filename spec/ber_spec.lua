@@ -906,15 +906,28 @@ describe("luadgram.ber", function()
     end }
     local function addr(family, ip, port) return setmetatable({ family = family, ip = ip,
                                                                 port = port }, ADDR) end
+    -- The messages' peers, destinations and receive times (false: none), each with what a
+    -- record must say of it: tostring's text, bad UTF-8 as U+FFFD, "nil" for an unbound
+    -- sender, no dst member without a destination, the handler's clock without msg.time.
     local PEERS = {
-      addr("inet", "192.0.2.7", 40312), addr("inet6", "2001:db8::7", 162),
-      setmetatable({ family = "unix", path = '/run/a "b"/\xff.sock' }, ADDR), false,
+      { addr("inet", "192.0.2.7", 40312), "192.0.2.7:40312" },
+      { addr("inet6", "2001:db8::7", 162), "[2001:db8::7]:162" },
+      { setmetatable({ family = "unix", path = '/run/a "b"/\xff.sock' }, ADDR),
+        '/run/a "b"/\u{FFFD}.sock' },
+      { false, "nil" },
     }
-    local DSTS = { addr("inet", "192.0.2.1", 162), addr("inet6", "::1", 1162), false }
-    local TIMES = { 1709633472.345678, 1709633473.0625, 1709633473.999999, false, 0.5 }
+    local DSTS = { { addr("inet", "192.0.2.1", 162), "192.0.2.1:162" },
+                   { addr("inet6", "::1", 1162), "[::1]:1162" }, { false, nil } }
+    local TIMES = { { 1709633472.345678, "2024-03-05T10:11:12.345678Z" },
+                    { 1709633473.0625, "2024-03-05T10:11:13.062500Z" },
+                    { 1709633473.999999, "2024-03-05T10:11:13.999999Z" },
+                    { false, "2024-03-05T10:11:12.500000Z" },
+                    { 0.5, "1970-01-01T00:00:00.500000Z" } }
 
-    -- Runs every fixture and hand packet through the handler; returns the file's lines,
-    -- the counters and the number of replies.
+    -- Runs every fixture and hand packet through the handler, three times each with a
+    -- different peer, dst and time; returns the file's lines, the counters, the number of
+    -- replies and the messages sent, in order: { name =, bytes =, peer =, dst =, time = }
+    -- with the texts a record of each must hold.
     local function run(options)
       local counts, replies = {}, 0
       local H = load_handler(counts)
@@ -922,18 +935,22 @@ describe("luadgram.ber", function()
       options.file = { path = path, flush_interval = 1 }
       H.init({ name = 'traps "1"', config_dir = "/" }, options)
       local packets = {}
-      for _, name in ipairs(fixture_names()) do packets[#packets + 1] = fixture(name) end
-      packets[#packets + 1] = unhex(V1_WARMSTART)
-      packets[#packets + 1] = "not SNMP"
-      local k = 0
-      for _, bytes in ipairs(packets) do
+      for _, name in ipairs(fixture_names()) do packets[#packets + 1] = { name, fixture(name) } end
+      packets[#packets + 1] = { "V1_WARMSTART", unhex(V1_WARMSTART) }
+      packets[#packets + 1] = { "not SNMP", "not SNMP" }
+      local k, sent = 0, {}
+      for _, packet in ipairs(packets) do
+        local bytes = packet[2]
         for _ = 1, 3 do
           k = k + 1
+          local peer, dst = PEERS[k % #PEERS + 1], DSTS[k % #DSTS + 1]
+          local time = TIMES[k % #TIMES + 1]
           local msg = { data = bytes, size = #bytes, listener = "traps",
-                        peer = PEERS[k % #PEERS + 1] or nil, dst = DSTS[k % #DSTS + 1] or nil,
-                        time = TIMES[k % #TIMES + 1] or nil,
+                        peer = peer[1] or nil, dst = dst[1] or nil, time = time[1] or nil,
                         reply = function() replies = replies + 1 return true end }
           H.message(msg)
+          sent[k] = { name = packet[1] .. " #" .. k, bytes = bytes, peer = peer[2],
+                      dst = dst[2], time = time[2] }
         end
       end
       H.stop()
@@ -942,7 +959,39 @@ describe("luadgram.ber", function()
       for line in f:lines() do lines[#lines + 1] = line end
       f:close()
       os.remove(path)
-      return lines, counts, replies
+      return lines, counts, replies, sent
+    end
+
+    -- Text that is the same for the same value: keys sorted, numbers with their type.
+    local function canonical(v)
+      if type(v) == "number" then return math.type(v) .. ":" .. string.format("%.17g", v) end
+      if type(v) ~= "table" then return type(v) .. ":" .. string.format("%q", tostring(v)) end
+      local keys = {}
+      for key in pairs(v) do keys[#keys + 1] = key end
+      table.sort(keys, function(a, b) return canonical(a) < canonical(b) end)
+      local parts = {}
+      for i, key in ipairs(keys) do parts[i] = canonical(key) .. "=" .. canonical(v[key]) end
+      return "{" .. table.concat(parts, ",") .. "}"
+    end
+
+    -- A record's content: all but what the handler adds (time, listener, peer, dst).
+    local function content_key(r)
+      local c = {}
+      for key, value in pairs(r) do c[key] = value end
+      c.time, c.listener, c.peer, c.dst = nil, nil, nil, nil
+      return canonical(c)
+    end
+
+    -- The decoded records of `lines` by content, each content's in the order written.
+    local function by_content(lines)
+      local out = {}
+      for _, line in ipairs(lines) do
+        local r = cjson.decode(line)
+        local key = content_key(r)
+        out[key] = out[key] or {}
+        table.insert(out[key], r)
+      end
+      return out
     end
 
     it("writes the lines the table path writes, field for field", function()
@@ -963,20 +1012,37 @@ describe("luadgram.ber", function()
     end)
 
     it("writes time, peer and dst as the table path does", function()
-      local lines = run({})
-      local seen = {}
-      for _, line in ipairs(lines) do
-        local r = cjson.decode(line)
-        seen[r.time] = true
-        seen[r.peer] = true
-        seen[r.dst or "no dst"] = true
+      local fast, _, _, sent = run({})
+      local tbl = run({ on_trap = "ber_spec_keep_all" })
+      -- each notification sent, by its content (what trap_json decodes it to), in order
+      local want, notifications = {}, 0
+      for _, m in ipairs(sent) do
+        local members = select(5, ber.trap_json(m.bytes))
+        if members then
+          local key = content_key(cjson.decode("{" .. members .. "}"))
+          want[key] = want[key] or {}
+          table.insert(want[key], m)
+          notifications = notifications + 1
+        end
       end
-      for _, v in ipairs { "2024-03-05T10:11:12.345678Z", "2024-03-05T10:11:13.062500Z",
-                           "2024-03-05T10:11:13.999999Z", "2024-03-05T10:11:12.500000Z",
-                           "1970-01-01T00:00:00.500000Z", "192.0.2.7:40312",
-                           "[2001:db8::7]:162", '/run/a "b"/\u{FFFD}.sock', "nil",
-                           "192.0.2.1:162", "[::1]:1162", "no dst" } do
-        assert.is_true(seen[v], v)
+      assert.is_true(notifications > 20, "notifications: " .. notifications)
+      assert.equal(notifications, #fast, "lines of the C path")
+      assert.equal(notifications, #tbl, "lines of the table path")
+      -- each record matched with its message by content (and, for one content sent three
+      -- times, by its place among them), on both paths
+      local fast_by, tbl_by = by_content(fast), by_content(tbl)
+      for key, messages in pairs(want) do
+        local f, t = fast_by[key] or {}, tbl_by[key] or {}
+        assert.equal(#messages, #f, "C path: records of " .. messages[1].name)
+        assert.equal(#messages, #t, "table path: records of " .. messages[1].name)
+        for i, m in ipairs(messages) do
+          local expected = { time = m.time, peer = m.peer, dst = m.dst }
+          assert.same(expected, { time = f[i].time, peer = f[i].peer, dst = f[i].dst },
+                      "C path, " .. m.name)
+          assert.same(expected, { time = t[i].time, peer = t[i].peer, dst = t[i].dst },
+                      "table path, " .. m.name)
+          assert.same(t[i], f[i], m.name)
+        end
       end
     end)
   end)
