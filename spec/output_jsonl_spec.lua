@@ -352,13 +352,18 @@ describe("output_jsonl", function()
 
     it("raises for parts that are not strings, n out of range, a closed file", function()
       local f = assert(io.open(dir .. "/w.txt", "a"))
-      assert.has_error(function() file.writev(f, { "a", 1 }, 2) end)
-      assert.has_error(function() file.writev(f, { "a" }, 2) end)
-      assert.has_error(function() file.writev(f, {}, file.WRITEV_MAX + 1) end)
-      assert.has_error(function() file.writev(f, {}, -1) end)
-      assert.has_error(function() file.writev("f", {}, 0) end)
+      assert.has_error(function() file.writev(f, { "a", 1 }, 2) end,
+                       "bad argument #2 to 'writev' (parts[2] is not a string)")
+      assert.has_error(function() file.writev(f, { "a" }, 2) end,
+                       "bad argument #2 to 'writev' (parts[2] is not a string)")
+      local out_of_range = "bad argument #3 to 'writev' (out of range (0 to WRITEV_MAX))"
+      assert.has_error(function() file.writev(f, {}, file.WRITEV_MAX + 1) end, out_of_range)
+      assert.has_error(function() file.writev(f, {}, -1) end, out_of_range)
+      assert.has_error(function() file.writev("f", {}, 0) end,
+                       "bad argument #1 to 'writev' (FILE* expected, got string)")
       f:close()
-      assert.has_error(function() file.writev(f, {}, 0) end)
+      assert.has_error(function() file.writev(f, {}, 0) end,
+                       "bad argument #1 to 'writev' (attempt to use a closed file)")
     end)
 
     it("returns nil and the error when the write fails", function()
