@@ -213,11 +213,15 @@ describe("luadgram.syslog", function()
     it("checks its arguments", function()
       assert.has_error(function() syslog_c.json_writer { raw = "sometimes" } end,
         "bad argument #-1 to 'json_writer' (invalid option 'sometimes')")
-      assert.has_error(function() syslog_c.json_writer() end)
+      assert.has_error(function() syslog_c.json_writer() end,
+        "bad argument #1 to 'json_writer' (table expected, got no value)")
       local json_line = syslog_c.json_writer {}
-      assert.has_error(function() json_line(nil, NOW) end)
-      assert.has_error(function() json_line("x") end)
-      assert.has_error(function() json_line("x", NOW, nil, nil, nil, 5) end)
+      assert.has_error(function() json_line(nil, NOW) end,
+        "bad argument #1 to 'json_line' (string expected, got nil)")
+      assert.has_error(function() json_line("x") end,
+        "bad argument #2 to 'json_line' (number expected, got no value)")
+      assert.has_error(function() json_line("x", NOW, nil, nil, nil, 5) end,
+        "bad argument #6 to 'json_line' (table expected, got number)")
     end)
   end)
 
