@@ -447,22 +447,29 @@ end
 
 -- When a test fails, or a setup or teardown raises, the last lines of the log of every daemon
 -- started since the last cleanup go to stderr, so that ctest's output shows what the daemon
--- said around the failure. busted publishes the failure before after_each cleans up.
+-- said around the failure. A test's end is published after the output handler's (which
+-- subscribed first) and before after_each cleans up, so the lines follow the "not ok" line.
 local function print_daemon_logs()
   io.stdout:flush() -- the output handler's lines so far, then ours
   for _, d in ipairs(all_started) do
     io.stderr:write(string.format("--- luadgramd %d (%s), last lines of %s ---\n%s\n---\n",
                                   d.pid, d:state(), d.log_path, d:tail(60)))
   end
-  return nil, true -- true: the output handler still gets the event
 end
 
 do
   -- Outside busted (a plain lua5.4), require "busted" has no subscribe: nothing to hook.
   local ok, busted = pcall(require, "busted")
   if ok and type(busted) == "table" and busted.subscribe then
-    busted.subscribe({ "failure" }, print_daemon_logs)
-    busted.subscribe({ "error" }, print_daemon_logs)
+    busted.subscribe({ "test", "end" }, function(_, _, status)
+      if status == "failure" or status == "error" then print_daemon_logs() end
+      return nil, true -- true: later subscribers still get the event
+    end)
+    -- errors outside a test body: setup, teardown, before_each, after_each
+    busted.subscribe({ "error" }, function(element)
+      if element.descriptor ~= "it" then print_daemon_logs() end
+      return nil, true
+    end)
   end
 end
 
