@@ -31,16 +31,30 @@ local function received_and_dropped(mport)
          h.metric(text, "luadgramd_kernel_drops_total", LISTENER), text
 end
 
+-- What the kernel itself counts as dropped on the socket bound to 127.0.0.1:port (the last
+-- field of its /proc/net/udp line), or nil when there is no such socket.
+local function socket_drops(port)
+  for line in (h.read("/proc/net/udp") or ""):gmatch("[^\n]+") do
+    local p, drops = line:match("^%s*%d+: 0100007F:(%x+) .* (%d+)%s*$")
+    if p and tonumber(p, 16) == port then return tonumber(drops) end
+  end
+  return nil
+end
+
 -- Stops the daemon, sends 300 datagrams of 512 bytes, far more than the buffer holds, and
--- lets it go on. Returns how many datagrams were sent.
+-- lets it go on once the kernel has dropped some (on a loaded machine the kernel may
+-- deliver loopback datagrams later, from ksoftirqd). Returns how many datagrams were sent.
 local function overflow(d, c, port)
   assert(d:signal("STOP"))
   local payload = string.rep("x", 512)
   local ok, err = pcall(function()
     for _ = 1, 300 do c:send("127.0.0.1", port, payload) end
   end)
+  local dropped = ok and h.wait_for(function() return (socket_drops(port) or 0) > 0 end, 5)
   assert(d:signal("CONT"))
   assert(ok, err)
+  assert.is_truthy(dropped, d:explain("the kernel dropped nothing while the daemon was "
+                                      .. "stopped: the test did not overflow the buffer"))
   return 300
 end
 
@@ -74,13 +88,14 @@ local function wait_accounted(mport, sent)
   return got, drops, text
 end
 
--- The sum of N over the log's "listener 'slow': kernel dropped N datagrams" lines.
+-- The sum of N over the log's "listener 'slow': kernel dropped N datagrams" lines, and the
+-- number of those lines.
 local function logged_drops(d)
-  local sum = 0
+  local sum, lines = 0, 0
   for n in d:log():gmatch("listener '" .. LISTENER .. "': kernel dropped (%d+) datagrams") do
-    sum = sum + tonumber(n)
+    sum, lines = sum + tonumber(n), lines + 1
   end
-  return sum
+  return sum, lines
 end
 
 describe("luadgramd kernel drops", function()
@@ -94,18 +109,26 @@ describe("luadgramd kernel drops", function()
     assert.is_not_nil(seen, d:explain("no answer to count after the overflow"))
     sent = sent + asked
 
-    local got, drops, text = wait_accounted(mport, sent)
-    assert.is_true((drops or 0) > 0, d:explain("nothing was dropped: the test did not "
-                                               .. "overflow the buffer\n%s", tostring(text)))
-    assert.are.equal(sent, got + drops, d:explain("received %d + kernel drops %d ~= sent %d",
-                                                  got, drops, sent))
+    local got, drops = wait_accounted(mport, sent)
+    assert.are.equal(sent, got + drops, d:explain("received %s + kernel drops %s ~= sent %d",
+                                                  tostring(got), tostring(drops), sent))
+    assert.are.equal(socket_drops(port), drops, d:explain("kernel drops in /metrics and in "
+                                                          .. "/proc/net/udp"))
     -- the handler saw exactly what /metrics counts as received (the queue is empty now:
     -- these questions are not dropped)
     local seen_now, i = ask_count(c, port, "b", 5)
     assert.are.equal(got + i, seen_now, d:explain("handler's count after %d received", got))
-    local logged = h.wait_for(function() return logged_drops(d) == drops end, 3)
-    assert.is_true(logged, d:explain("the log's drop lines add up to %d, /metrics says %d",
-                                     logged_drops(d), drops))
+    -- one line per datagram that brought news of drops, at most 5 a second: with fewer
+    -- lines none was suppressed and they add up to the total
+    h.wait_for(function() return select(2, logged_drops(d)) > 0 end, 3)
+    local logged, lines = logged_drops(d)
+    assert.is_true(lines > 0, d:explain("no log line for the drops"))
+    if lines < 5 then
+      assert.are.equal(drops, logged, d:explain("the log's %d drop lines", lines))
+    else
+      assert.is_true(logged <= drops, d:explain("the log's drop lines add up to %d, more than "
+                                                .. "the %d counted", logged, drops))
+    end
   end)
 
   it("are not counted twice after a reload keeps the socket", function()
@@ -116,10 +139,10 @@ describe("luadgramd kernel drops", function()
     assert.is_not_nil(seen, d:explain("no answer to count after the overflow"))
     sent = sent + asked
     local got, before = wait_accounted(mport, sent)
-    assert.is_true((before or 0) > 0, d:explain("nothing was dropped: the test did not "
-                                                .. "overflow the buffer"))
-    assert.are.equal(sent, got + before, d:explain("received %d + kernel drops %d ~= sent %d",
-                                                   got, before, sent))
+    assert.are.equal(sent, got + before, d:explain("received %s + kernel drops %s ~= sent %d",
+                                                   tostring(got), tostring(before), sent))
+    assert.are.equal(socket_drops(port), before, d:explain("kernel drops in /metrics and in "
+                                                           .. "/proc/net/udp"))
     local sockets = h.udp_sockets(port, "inet")
     assert.are.equal(1, #sockets, d:explain("sockets on port %d", port))
 
@@ -137,7 +160,8 @@ describe("luadgramd kernel drops", function()
     local got_after, after = wait_accounted(mport, sent)
     assert.are.equal(before, after, d:explain("kernel drops before the reload %d, after %s",
                                               before, tostring(after)))
-    assert.are.equal(sent, got_after + after, d:explain("received %d + kernel drops %d ~= "
-                                                        .. "sent %d", got_after, after, sent))
+    assert.are.equal(sent, got_after + after, d:explain("received %s + kernel drops %s ~= "
+                                                        .. "sent %d", tostring(got_after),
+                                                        tostring(after), sent))
   end)
 end)
