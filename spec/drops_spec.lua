@@ -41,6 +41,15 @@ local function socket_drops(port)
   return nil
 end
 
+-- The inodes of the UDP sockets bound to 127.0.0.1:port.
+local function socket_inodes(port)
+  local out = {}
+  for _, s in ipairs(h.udp_sockets(port, "inet")) do
+    if s.ip_hex == "0100007F" then out[#out + 1] = s.inode end
+  end
+  return out
+end
+
 -- Stops the daemon, sends 300 datagrams of 512 bytes, far more than the buffer holds, and
 -- lets it go on once the kernel has dropped some (on a loaded machine the kernel may
 -- deliver loopback datagrams later, from ksoftirqd). Returns how many datagrams were sent.
@@ -59,9 +68,10 @@ local function overflow(d, c, port)
 end
 
 -- Asks the handler how many datagrams it has seen: sends "count TAG-1", "count TAG-2", ...
--- every 0.5 s (a question the kernel dropped is asked again) until one is answered; replies that do not carry TAG (late answers to an earlier round) are skipped.
--- Returns the handler's count, the number i of the question answered and how many
--- questions were sent; nil when none was answered within `timeout` seconds.
+-- every 0.5 s (a question the kernel dropped is asked again) until one is answered;
+-- replies that do not carry TAG (late answers to an earlier round) are skipped. Returns
+-- the handler's count, the number i of the question answered and how many questions were
+-- sent; nil when none was answered within `timeout` seconds.
 local function ask_count(c, port, tag, timeout)
   local asked, deadline = 0, h.now() + timeout
   repeat
@@ -77,15 +87,37 @@ local function ask_count(c, port, tag, timeout)
   return nil, nil, asked
 end
 
--- Waits until /metrics accounts for `sent` datagrams, received or dropped (the kernel
--- reports drops with the next datagram it delivers). Returns received, dropped, text.
+-- Waits until /metrics accounts for the `sent` datagrams, received or dropped (the kernel
+-- reports drops with the next datagram it delivers). Returns received, dropped.
 local function wait_accounted(mport, sent)
-  local got, drops, text
+  local got, drops
   h.wait_for(function()
-    got, drops, text = received_and_dropped(mport)
+    got, drops = received_and_dropped(mport)
     return got and drops and got + drops >= sent
   end, 5, 0.05)
-  return got, drops, text
+  return got, drops
+end
+
+-- Fails unless received + dropped is exactly `sent`.
+local function assert_accounted(d, sent, got, drops)
+  assert.are.equal(sent, (got or 0) + (drops or 0),
+                   d:explain("received %s + kernel drops %s ~= sent %d", tostring(got),
+                             tostring(drops), sent))
+end
+
+-- Overflows the buffer, asks the handler's count (questions tagged `tag`) until answered,
+-- and checks that /metrics accounts for every datagram, with the kernel's own drop count.
+-- Returns how many were sent, received and dropped.
+local function overflow_and_account(d, c, port, mport, tag)
+  local sent = overflow(d, c, port)
+  local seen, _, asked = ask_count(c, port, tag, 10)
+  assert.is_not_nil(seen, d:explain("no answer to count after the overflow"))
+  sent = sent + asked
+  local got, drops = wait_accounted(mport, sent)
+  assert_accounted(d, sent, got, drops)
+  assert.are.equal(socket_drops(port), drops, d:explain("kernel drops in /metrics and in "
+                                                        .. "/proc/net/udp"))
+  return sent, got, drops
 end
 
 -- The sum of N over the log's "listener 'slow': kernel dropped N datagrams" lines, and the
@@ -104,19 +136,11 @@ describe("luadgramd kernel drops", function()
   it("are counted in /metrics and logged when the socket buffer overflows", function()
     local d, c, port, mport = start_slow()
     finally(function() c:close() end)
-    local sent = overflow(d, c, port)
-    local seen, _, asked = ask_count(c, port, "a", 10)
-    assert.is_not_nil(seen, d:explain("no answer to count after the overflow"))
-    sent = sent + asked
-
-    local got, drops = wait_accounted(mport, sent)
-    assert.are.equal(sent, got + drops, d:explain("received %s + kernel drops %s ~= sent %d",
-                                                  tostring(got), tostring(drops), sent))
-    assert.are.equal(socket_drops(port), drops, d:explain("kernel drops in /metrics and in "
-                                                          .. "/proc/net/udp"))
+    local _, got, drops = overflow_and_account(d, c, port, mport, "a")
     -- the handler saw exactly what /metrics counts as received (the queue is empty now:
     -- these questions are not dropped)
     local seen_now, i = ask_count(c, port, "b", 5)
+    assert.is_not_nil(seen_now, d:explain("no answer to count once all was accounted for"))
     assert.are.equal(got + i, seen_now, d:explain("handler's count after %d received", got))
     -- one line per datagram that brought news of drops, at most 5 a second: with fewer
     -- lines none was suppressed and they add up to the total
@@ -134,34 +158,23 @@ describe("luadgramd kernel drops", function()
   it("are not counted twice after a reload keeps the socket", function()
     local d, c, port, mport = start_slow()
     finally(function() c:close() end)
-    local sent = overflow(d, c, port)
-    local seen, _, asked = ask_count(c, port, "before", 10)
-    assert.is_not_nil(seen, d:explain("no answer to count after the overflow"))
-    sent = sent + asked
-    local got, before = wait_accounted(mport, sent)
-    assert.are.equal(sent, got + before, d:explain("received %s + kernel drops %s ~= sent %d",
-                                                   tostring(got), tostring(before), sent))
-    assert.are.equal(socket_drops(port), before, d:explain("kernel drops in /metrics and in "
-                                                           .. "/proc/net/udp"))
-    local sockets = h.udp_sockets(port, "inet")
-    assert.are.equal(1, #sockets, d:explain("sockets on port %d", port))
+    local sent, _, before = overflow_and_account(d, c, port, mport, "before")
+    local inodes = socket_inodes(port)
+    assert.are.equal(1, #inodes, d:explain("sockets on 127.0.0.1:%d", port))
 
     assert(d:signal("HUP"))
     local reloads, text = h.wait_metric(mport, "luadgramd_reloads_total", nil, 1, 5)
     assert.are.equal(1, reloads, d:explain("no reload counted:\n%s", tostring(text)))
-    assert.are.same(sockets, h.udp_sockets(port, "inet"),
-                    d:explain("the reload did not keep the socket"))
+    assert.are.same(inodes, socket_inodes(port), d:explain("the reload did not keep the socket"))
 
     -- Every datagram the kernel delivers now carries the socket's total drop count
     -- (SO_RXQ_OVFL): the reloaded daemon must add only what is new, i.e. nothing.
-    seen, _, asked = ask_count(c, port, "after", 5)
+    local seen, _, asked = ask_count(c, port, "after", 5)
     assert.is_not_nil(seen, d:explain("no answer to count after the reload"))
     sent = sent + asked
     local got_after, after = wait_accounted(mport, sent)
     assert.are.equal(before, after, d:explain("kernel drops before the reload %d, after %s",
                                               before, tostring(after)))
-    assert.are.equal(sent, got_after + after, d:explain("received %s + kernel drops %s ~= "
-                                                        .. "sent %d", tostring(got_after),
-                                                        tostring(after), sent))
+    assert_accounted(d, sent, got_after, after)
   end)
 end)
