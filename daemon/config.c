@@ -112,6 +112,46 @@ static int config_is_int(lua_State *L, int idx, lua_Integer *v)
     return 1;
 }
 
+/* handler_memory's value at idx: bytes as a number, or a string "<n>", "<n>K", "<n>M",
+ * "<n>G" (powers of 1024); 0 (no cap) or from 1 MiB to 1 TiB. Returns 0 and *bytes, or -1. */
+#define CONFIG_MEMORY_MIN (1LL << 20)
+#define CONFIG_MEMORY_MAX (1LL << 40)
+#define CONFIG_MEMORY_EXPECT "expected bytes from 1M to 1T, as a number or a string such as " \
+                             "\"64M\" (0: no cap)"
+
+static int config_memory_parse(lua_State *L, int idx, long long *bytes)
+{
+    double v;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        v = (double)lua_tonumber(L, idx);
+    } else if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        char *end;
+        errno = 0;
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = strtod(s, &end);
+        if (errno)
+            return -1;
+        double unit = 1;
+        if (*end == 'K' || *end == 'k')
+            unit = 1024.0, end++;
+        else if (*end == 'M' || *end == 'm')
+            unit = 1024.0 * 1024, end++;
+        else if (*end == 'G' || *end == 'g')
+            unit = 1024.0 * 1024 * 1024, end++;
+        if (*end != '\0')
+            return -1;
+        v *= unit;
+    } else {
+        return -1;
+    }
+    if (v != v || !(v == 0 || (v >= (double)CONFIG_MEMORY_MIN && v <= (double)CONFIG_MEMORY_MAX)))
+        return -1;
+    *bytes = (long long)v;
+    return 0;
+}
+
 static void config_set_script_path(lua_State *L, struct config *cfg, int idx, int line)
 {
     if (lua_type(L, idx) == LUA_TSTRING) {
@@ -204,6 +244,9 @@ static int config_setting(lua_State *L)
             return config_raise_at(L, line, "handler_timeout: expected seconds from 0.001 to "
                                             "86400 (0: none)");
         cfg->handler_timeout = (double)t;
+    } else if (strcmp(key, "handler_memory") == 0) {
+        if (config_memory_parse(L, 3, &cfg->handler_memory) != 0)
+            return config_raise_at(L, line, "handler_memory: " CONFIG_MEMORY_EXPECT);
     } else {
         return config_raise_at(L, line, "unknown setting '%s'", key);
     }
@@ -385,6 +428,7 @@ static int config_listen_table(lua_State *L)
     lc->batch = 32;
     lc->size = 65535;
     lc->unix_mode = -1;
+    lc->handler_memory = -1;
     lc->options_ref = LUA_NOREF;
 
     lua_pushnil(L);
@@ -416,6 +460,15 @@ static int config_listen_table(lua_State *L)
                 return config_raise_at(L, kline,
                                        "listener '%s': reuseport: expected true or false", name);
             lc->reuseport = lua_toboolean(L, v);
+        } else if (strcmp(k, "handler_memory") == 0) {
+            if (config_memory_parse(L, v, &lc->handler_memory) != 0)
+                return config_raise_at(L, kline, "listener '%s': handler_memory: "
+                                       CONFIG_MEMORY_EXPECT, name);
+        } else if (strcmp(k, "unsafe") == 0) {
+            if (lua_type(L, v) != LUA_TBOOLEAN)
+                return config_raise_at(L, kline,
+                                       "listener '%s': unsafe: expected true or false", name);
+            lc->unsafe = lua_toboolean(L, v);
         } else if (strcmp(k, "mode") == 0) {
             if (config_mode_parse(L, v, &lc->unix_mode) != 0)
                 return config_raise_at(L, kline,
@@ -646,6 +699,7 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
     cfg->log_level = LOG_LVL_INFO;
     cfg->handler_budget = 0;
     cfg->handler_timeout = 1.0;
+    cfg->handler_memory = 128LL << 20;
     cfg->file = strdup(file);
     char *tmp = strdup(file);
     cfg->dir = tmp ? strdup(dirname(tmp)) : NULL;
