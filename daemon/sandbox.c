@@ -9,6 +9,8 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "worker.h"
+
 #define SANDBOX_WHY "is not allowed in handlers (unsafe = true on the listener allows it)"
 
 /* Base functions (globals) handlers keep. */
@@ -176,11 +178,16 @@ static int sandbox_dofile(lua_State *L)
 }
 
 /* os.exit([code]) of an unsafe listener: the daemon's clean stop (SIGTERM to itself: every
- * handler's stop runs, sockets close, exit status 0), and the calling handler ends with an
- * error, so that nothing after os.exit runs. */
+ * handler's stop runs, sockets close, exit status 0), logged with the code, and the calling
+ * handler ends with an error, so that nothing after os.exit runs. */
 static int sandbox_os_exit(lua_State *L)
 {
     int code = lua_isboolean(L, 1) ? !lua_toboolean(L, 1) : (int)luaL_optinteger(L, 1, 0);
+    struct worker *w = worker_of(L);
+    struct wlistener *wl = wlistener_of(L);
+    if (w && wl)
+        log_warn(w->d->log, "listener '%s': os.exit(%d) from its handler: stopping the daemon "
+                 "cleanly (as on SIGTERM)", wl->cfg->name, code);
     kill(getpid(), SIGTERM);
     return luaL_error(L, "os.exit(%d): the daemon is stopping cleanly (as on SIGTERM)", code);
 }
