@@ -18,6 +18,7 @@
 #include <lualib.h>
 
 #include "addr.h"
+#include "lalloc.h"
 #include "log.h"
 
 enum { CONFIG_MAX_BYTES = 1 << 20, CONFIG_MAX_LISTENERS = 1024, CONFIG_MAX_BINDS = 64 };
@@ -31,7 +32,16 @@ struct config_load_ctx {
     char *text;  /* the file's content, to find the line of a key inside a listen table */
     size_t textlen;
     int script_path_line;
+    long steps;  /* instructions run, in CONFIG_HOOK_STEP units */
 };
+
+/* A configuration is a small program: it may run CONFIG_MAX_STEPS * CONFIG_HOOK_STEP
+ * instructions and hold CONFIG_MAX_MEMORY bytes, so that a loop or a runaway allocation in
+ * it is an error at its line, not a daemon that never starts (fuzz_config runs it on
+ * random text). */
+#define CONFIG_HOOK_STEP 10000
+#define CONFIG_MAX_STEPS 2000
+#define CONFIG_MAX_MEMORY ((size_t)64 << 20)
 
 static struct config_load_ctx *config_ctx(lua_State *L)
 {
@@ -39,6 +49,20 @@ static struct config_load_ctx *config_ctx(lua_State *L)
     struct config_load_ctx *c = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return c;
+}
+
+/* The count hook of the configuration's run (CONFIG_MAX_STEPS). */
+static void config_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct config_load_ctx *c = config_ctx(L);
+    if (c && ++c->steps > CONFIG_MAX_STEPS) {
+        luaL_where(L, 0); /* the running function: FILE:LINE */
+        lua_pushfstring(L, "the configuration ran past %d instructions",
+                        CONFIG_MAX_STEPS * CONFIG_HOOK_STEP);
+        lua_concat(L, 2);
+        lua_error(L);
+    }
 }
 
 static char *config_strdup(lua_State *L, const char *s)
@@ -710,17 +734,30 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
     }
     if (config_read_text(file, &c, err, errlen) != 0)
         goto out;
-    cfg->L = luaL_newstate();
+    cfg->pool = lalloc_new();
+    cfg->L = cfg->pool ? lua_newstate(lalloc_fn, cfg->pool) : NULL;
     if (!cfg->L) {
         snprintf(err, errlen, "%s:0: out of memory", file);
         goto out;
     }
+    lalloc_set_limit(cfg->pool, CONFIG_MAX_MEMORY, NULL, NULL);
+    lua_sethook(cfg->L, config_hook, LUA_MASKCOUNT, CONFIG_HOOK_STEP);
     lua_pushlightuserdata(cfg->L, &c);
     lua_rawsetp(cfg->L, LUA_REGISTRYINDEX, &config_ctx_key);
     lua_pushcfunction(cfg->L, config_run);
-    if (lua_pcall(cfg->L, 0, 0, 0) != LUA_OK) {
+    int status = lua_pcall(cfg->L, 0, 0, 0);
+    lua_sethook(cfg->L, NULL, 0, 0);
+    if (status == LUA_ERRMEM) {
+        snprintf(err, errlen, "%s:0: the configuration holds more than %zu MiB", file,
+                 CONFIG_MAX_MEMORY >> 20);
+        goto out;
+    }
+    if (status != LUA_OK) {
         const char *msg = lua_tostring(cfg->L, -1);
-        snprintf(err, errlen, "%s", msg ? msg : "error object is not a string");
+        if (msg)
+            snprintf(err, errlen, "%s", msg);
+        else
+            snprintf(err, errlen, "%s:0: error object is not a string", file);
         goto out;
     }
     if (cfg->nlisteners == 0) {
@@ -762,6 +799,7 @@ void config_free(struct config *cfg)
     free(cfg->metrics);
     if (cfg->L)
         lua_close(cfg->L);
+    lalloc_free(cfg->pool);
     free(cfg);
 }
 

@@ -7,6 +7,8 @@
 #include <lua.h>
 #include "netio.h"
 
+struct lalloc;
+
 struct listener_cfg {
     char *name;
     int line;              /* line of its `listen` */
@@ -43,6 +45,7 @@ struct config {
     size_t nlisteners;
     struct listener_cfg *listeners;
     lua_State *L;          /* the configuration's own state: keeps the options tables */
+    struct lalloc *pool;   /* ... and its memory (capped) */
 };
 
 /* Reads and checks FILE. Returns 0 and *out, or -1 with err = "FILE:LINE: message". */
