@@ -719,6 +719,7 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
         return -1;
     }
     c.cfg = cfg;
+    pthread_mutex_init(&cfg->options_lock, NULL);
     cfg->workers = 1;
     cfg->log_level = LOG_LVL_INFO;
     cfg->handler_budget = 0;
@@ -800,6 +801,7 @@ void config_free(struct config *cfg)
     if (cfg->L)
         lua_close(cfg->L);
     lalloc_free(cfg->pool);
+    pthread_mutex_destroy(&cfg->options_lock);
     free(cfg);
 }
 
@@ -853,9 +855,13 @@ void config_push_options(const struct config *cfg, const struct listener_cfg *lc
         lua_newtable(L);
         return;
     }
+    /* Workers rebuilding a state copy from their own threads: cfg->L's stack is shared. */
+    pthread_mutex_t *lock = (pthread_mutex_t *)&cfg->options_lock;
+    pthread_mutex_lock(lock);
     lua_rawgeti(cfg->L, LUA_REGISTRYINDEX, lc->options_ref);
     config_copy_value(cfg->L, -1, L, 0);
     lua_pop(cfg->L, 1);
+    pthread_mutex_unlock(lock);
 }
 
 char *config_package_path(const struct config *cfg)

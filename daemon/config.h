@@ -3,6 +3,7 @@
 #ifndef LUADGRAM_CONFIG_H
 #define LUADGRAM_CONFIG_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <lua.h>
 #include "netio.h"
@@ -46,6 +47,7 @@ struct config {
     struct listener_cfg *listeners;
     lua_State *L;          /* the configuration's own state: keeps the options tables */
     struct lalloc *pool;   /* ... and its memory (capped) */
+    pthread_mutex_t options_lock; /* config_push_options: workers copy from L's stack */
 };
 
 /* Reads and checks FILE. Returns 0 and *out, or -1 with err = "FILE:LINE: message". */
@@ -53,7 +55,8 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
 void config_free(struct config *cfg);
 
 /* Pushes onto L a deep copy of the listener's options table (strings, numbers, booleans,
- * tables; already checked to hold nothing else). */
+ * tables; already checked to hold nothing else). Safe from any thread (it locks); L must
+ * not raise while copying (a state's cap is lifted around it, worker.c). */
 void config_push_options(const struct config *cfg, const struct listener_cfg *lc, lua_State *L);
 
 /* The package.path string for handler states: each script_path folder's ?.lua, ?/init.lua

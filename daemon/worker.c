@@ -178,7 +178,7 @@ static void worker_memory_gauge(struct wlistener *wl)
 
 /* After a call stopped by a limit: a full collection, what it freed given back to the
  * system, and a state still over 80 % of its cap scheduled for a rebuild. */
-static void worker_after_stop(struct worker *w, struct wlistener *wl)
+static void worker_after_stop(struct wlistener *wl)
 {
     struct lstate *st = wl->st;
     lua_gc(st->L, LUA_GCCOLLECT, 0);
@@ -186,7 +186,6 @@ static void worker_after_stop(struct worker *w, struct wlistener *wl)
     worker_memory_gauge(wl);
     if (wl->mem_limit && lalloc_used(st->pool) > wl->mem_limit / 5 * 4 && wl->rebuild_ev)
         event_active(wl->rebuild_ev, 0, 0);
-    (void)w;
 }
 
 int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *what)
@@ -221,7 +220,7 @@ int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *w
     }
     lua_pop(L, 1);
     if (w->call_stopped || memory)
-        worker_after_stop(w, wl);
+        worker_after_stop(wl);
     return -1;
 }
 
@@ -369,6 +368,22 @@ static void worker_push_listener_info(struct worker *w, lua_State *L,
     lua_setfield(L, -2, "config_dir");
 }
 
+/* The cap's callback, inside the allocator: notes where the first refused allocation of
+ * the call was (the innermost Lua function of the state's main thread; lua_getstack and
+ * lua_getinfo "Sl" allocate nothing). */
+static void worker_on_limit(void *arg)
+{
+    struct lstate *st = arg;
+    if (st->where[0] || !st->L)
+        return;
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(st->L, level, &ar); level++)
+        if (lua_getinfo(st->L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(st->where, sizeof st->where, "%s:%d", ar.short_src, ar.currentline);
+            return;
+        }
+}
+
 /* Protected: t[k] for the table at 1 and the key at 2 (may run an __index metamethod). */
 static int worker_index_p(lua_State *L)
 {
@@ -421,7 +436,10 @@ static int worker_load_p(lua_State *L)
     st->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (worker_field(L, module, "init") == LUA_TFUNCTION) {
         worker_push_listener_info(w, L, lc);
+        /* No cap while copying: an error raised there would leave the config's lock held. */
+        lalloc_set_limit(st->pool, 0, NULL, NULL);
         config_push_options(w->cfg, lc, L);
+        lalloc_set_limit(st->pool, wl->mem_limit, worker_on_limit, st);
         w->load_stage = "init";
         lua_call(L, 2, 0);
     }
@@ -590,22 +608,6 @@ static int worker_watchdog_start(struct worker *w, char *err, size_t errlen)
         return -1;
     }
     return watchdog_start(&w->wd, w->cfg->handler_timeout, err, errlen);
-}
-
-/* The cap's callback, inside the allocator: notes where the first refused allocation of
- * the call was (the innermost Lua function of the state's main thread; lua_getstack and
- * lua_getinfo "Sl" allocate nothing). */
-static void worker_on_limit(void *arg)
-{
-    struct lstate *st = arg;
-    if (st->where[0] || !st->L)
-        return;
-    lua_Debug ar;
-    for (int level = 0; lua_getstack(st->L, level, &ar); level++)
-        if (lua_getinfo(st->L, "Sl", &ar) && ar.currentline > 0) {
-            snprintf(st->where, sizeof st->where, "%s:%d", ar.short_src, ar.currentline);
-            return;
-        }
 }
 
 /* Closes a state (its finalizers run: timers free their events) and frees its memory. */

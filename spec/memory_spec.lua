@@ -38,6 +38,16 @@ local function start(t)
   return d, c, port, mport
 end
 
+-- The number of the line of fixture `name` that holds `text`.
+local function line_of(name, text)
+  local n = 0
+  for l in assert(io.open(h.fixture(name))):lines() do
+    n = n + 1
+    if l:find(text, 1, true) then return n end
+  end
+  error(text .. " not in " .. name)
+end
+
 local function rss(d)
   local f = assert(d:status_fields(), "daemon gone")
   return assert(tonumber(f.VmRSS:match("^(%d+) kB")), f.VmRSS) * 1024
@@ -74,8 +84,9 @@ describe("handler_memory", function()
     local d, c, port, mport = start {}
     finally(function() c:close() end)
     local before = baseline(d, c, port)
-    for i, case in ipairs { { "alloc1g", 18 }, { "rep1g", 21 } } do
-      local kind, line = case[1], case[2]
+    for i, case in ipairs { { "alloc1g", 'string.rep("x", 1024 * 1024 - 8)' },
+                            { "rep1g", 'string.rep("x", 1024 * 1024 * 1024)' } } do
+      local kind, line = case[1], line_of("memhog", case[2])
       c:send("127.0.0.1", port, kind)
       check_recovered(d, c, port, before, kind)
       local n, text = h.wait_metric(mport, "luadgramd_handler_memory_errors_total", "hog", i)
@@ -108,7 +119,7 @@ describe("handler_memory", function()
 
   it("rebuilds a state that keeps over 80% of its cap after a collection, and counts it",
      function()
-    local d, c, port, mport = start {}
+    local d, c, port, mport = start { listener = '  options = { note = "from the config" },' }
     finally(function() c:close() end)
     local before = baseline(d, c, port)
     c:send("127.0.0.1", port, "keep") -- tries to keep 200 MiB across calls; 128 MiB is the cap
@@ -121,6 +132,8 @@ describe("handler_memory", function()
                      d:explain("no log line for the rebuild"))
     assert.are.equal("0", c:ask("127.0.0.1", port, "kept", 10), d:explain("a fresh state"))
     assert.are.equal("1", c:ask("127.0.0.1", port, "inits", 10), d:explain("init ran in it"))
+    assert.are.equal("from the config", c:ask("127.0.0.1", port, "note", 10),
+                     d:explain("init got the options"))
     check_recovered(d, c, port, before, "keep")
   end)
 
