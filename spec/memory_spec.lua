@@ -85,7 +85,8 @@ describe("handler_memory", function()
     finally(function() c:close() end)
     local before = baseline(d, c, port)
     for i, case in ipairs { { "alloc1g", 'string.rep("x", 1024 * 1024 - 8)' },
-                            { "rep1g", 'string.rep("x", 1024 * 1024 * 1024)' } } do
+                            { "rep1g", 'string.rep("x", 1024 * 1024 * 1024)' },
+                            { "frag1g", 'string.rep("f", 1024 * 1024 - 8)' } } do
       local kind, line = case[1], line_of("memhog", case[2])
       c:send("127.0.0.1", port, kind)
       check_recovered(d, c, port, before, kind)
@@ -97,11 +98,11 @@ describe("handler_memory", function()
                        d:explain("no log line for '%s' at memhog.lua:%d", kind, line))
     end
     local text = assert(h.metrics(mport))
-    assert.are.equal(2, h.metric(text, "luadgramd_handler_errors_total", "hog"))
+    assert.are.equal(3, h.metric(text, "luadgramd_handler_errors_total", "hog"))
     assert.are.equal(0, h.metric(text, "luadgramd_handler_timeouts_total", "hog"))
     assert.are.equal(0, h.metric(text, "luadgramd_handler_restarts_total", "hog"),
                      "nothing was left: no rebuild")
-    assert.are.equal(5, h.metric(text, "luadgramd_handled_total", "hog"), "the probes")
+    assert.are.equal(6, h.metric(text, "luadgramd_handled_total", "hog"), "the probes")
     assert.is_true(d:alive())
   end)
 
