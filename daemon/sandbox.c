@@ -124,12 +124,18 @@ static int sandbox_load(lua_State *L)
     const char *mode = luaL_optstring(L, 3, "bt");
     if (strchr(mode, 'b') && !strchr(mode, 't'))
         return luaL_error(L, "load of a binary chunk " SANDBOX_WHY);
-    lua_settop(L, 4);
-    lua_pushliteral(L, "t");
-    lua_replace(L, 3);
+    int n = lua_gettop(L); /* env given as nil differs from env not given */
+    if (n < 3) {
+        lua_settop(L, 2);
+        lua_pushliteral(L, "t");
+        n = 3;
+    } else {
+        lua_pushliteral(L, "t");
+        lua_replace(L, 3);
+    }
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
-    lua_call(L, 4, 2);
+    lua_call(L, n, 2);
     if (lua_isnil(L, -2))
         sandbox_check_binary(L, lua_tostring(L, -1), "load");
     return 2;
