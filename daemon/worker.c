@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <ifaddrs.h>
-#include <inttypes.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -112,9 +111,9 @@ static void worker_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* WATCHDOG_SIGNAL, on the thread running a call: if it is still the call the watchdog
- * timed, sets the hook on the running state's main thread at every instruction (Lua allows lua_sethook in a
- * signal handler; lua.c does the same for SIGINT). A coroutine running now stops at its
- * next hook call. */
+ * timed, sets the hook on the running state's main thread at every instruction (Lua allows
+ * lua_sethook in a signal handler; lua.c does the same for SIGINT). A coroutine running now
+ * stops at its next hook call. */
 static void worker_on_watchdog(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig;
