@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -33,14 +34,19 @@ struct config_load_ctx {
     size_t textlen;
     int script_path_line;
     long steps;  /* instructions run, in CONFIG_HOOK_STEP units */
+    struct timespec deadline; /* CLOCK_MONOTONIC: CONFIG_MAX_SECONDS after the start */
 };
 
 /* A configuration is a small program: it may run CONFIG_MAX_STEPS * CONFIG_HOOK_STEP
- * instructions and hold CONFIG_MAX_MEMORY bytes, so that a loop or a runaway allocation in
- * it is an error at its line, not a daemon that never starts (fuzz_config runs it on
- * random text). */
-#define CONFIG_HOOK_STEP 10000
-#define CONFIG_MAX_STEPS 2000
+ * instructions for at most CONFIG_MAX_SECONDS and hold CONFIG_MAX_MEMORY bytes, so that a
+ * loop or a runaway allocation in it is an error at its line, not a daemon that never
+ * starts (fuzz_config runs it on random text). The clock is read every CONFIG_HOOK_STEP
+ * instructions: few enough that library calls in between (string.rep of a few MiB each)
+ * cannot run for long. A single library call that does not return (a pattern that
+ * backtracks over a long string) is not stopped. */
+#define CONFIG_HOOK_STEP 100
+#define CONFIG_MAX_STEPS 200000
+#define CONFIG_MAX_SECONDS 5
 #define CONFIG_MAX_MEMORY ((size_t)64 << 20)
 
 static struct config_load_ctx *config_ctx(lua_State *L)
@@ -56,13 +62,22 @@ static void config_hook(lua_State *L, lua_Debug *ar)
 {
     (void)ar;
     struct config_load_ctx *c = config_ctx(L);
-    if (c && ++c->steps > CONFIG_MAX_STEPS) {
-        luaL_where(L, 0); /* the running function: FILE:LINE */
+    if (!c)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int late = now.tv_sec > c->deadline.tv_sec ||
+               (now.tv_sec == c->deadline.tv_sec && now.tv_nsec >= c->deadline.tv_nsec);
+    if (++c->steps <= CONFIG_MAX_STEPS && !late)
+        return;
+    luaL_where(L, 0); /* the running function: FILE:LINE */
+    if (late)
+        lua_pushfstring(L, "the configuration ran past %d seconds", CONFIG_MAX_SECONDS);
+    else
         lua_pushfstring(L, "the configuration ran past %d instructions",
                         CONFIG_MAX_STEPS * CONFIG_HOOK_STEP);
-        lua_concat(L, 2);
-        lua_error(L);
-    }
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static char *config_strdup(lua_State *L, const char *s)
@@ -742,6 +757,8 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
         goto out;
     }
     lalloc_set_limit(cfg->pool, CONFIG_MAX_MEMORY, NULL, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &c.deadline);
+    c.deadline.tv_sec += CONFIG_MAX_SECONDS;
     lua_sethook(cfg->L, config_hook, LUA_MASKCOUNT, CONFIG_HOOK_STEP);
     lua_pushlightuserdata(cfg->L, &c);
     lua_rawsetp(cfg->L, LUA_REGISTRYINDEX, &config_ctx_key);
