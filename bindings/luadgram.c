@@ -57,7 +57,7 @@ static int ld_send(lua_State *L)
 
 struct ld_timer {
     struct event *ev;
-    lua_State *L;        /* the worker's main state */
+    lua_State *L;        /* the main thread of the listener's state */
     int fn_ref;          /* the callback */
     int self_ref;        /* keeps this userdata alive while armed */
     int repeat;
@@ -86,7 +86,7 @@ static void ld_timer_fire(evutil_socket_t fd, short what, void *arg)
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->fn_ref);
     if (!t->repeat)
         ld_timer_disarm(L, t); /* one-shot: released before the call, may re-arm itself */
-    worker_call(w, NULL, 0, "timer");
+    worker_call(w, wlistener_of(L), 0, "timer"); /* a rebuild of the state waits for the loop */
     lua_pop(L, 1);
     if (!w->in_batch)
         worker_flush(w); /* send what the timer queued */

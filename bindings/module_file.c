@@ -11,11 +11,17 @@
  *     together against other writers, like one write of their concatenation. A write cut
  *     short (a full disk) is continued where it stopped, as fwrite does. Returns true, or
  *     nil and the error ("No space left on device (ENOSPC)"). n may be at most
- *     file.WRITEV_MAX (IOV_MAX); more raises, as do parts that are not strings. */
+ *     file.WRITEV_MAX (IOV_MAX); more raises, as do parts that are not strings.
+ *
+ *   ok, err = file.mkdir(path)
+ *     Creates the folder path and its missing parents (mode 0777 less the umask), as
+ *     `mkdir -p` does, without a shell (handler states have no os.execute). Returns true
+ *     (also when it exists), or nil and the error. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <lauxlib.h>
 #include <lualib.h>
@@ -83,10 +89,51 @@ fail:;
     return 2;
 }
 
+/* mkdir, EEXIST on a folder being success. */
+static int file_mkdir_one(const char *path)
+{
+    struct stat st;
+    if (mkdir(path, 0777) == 0)
+        return 0;
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return 0;
+    if (errno == EEXIST)
+        errno = ENOTDIR;
+    return -1;
+}
+
+static int file_mkdir(lua_State *L)
+{
+    size_t len;
+    const char *path = luaL_checklstring(L, 1, &len);
+    luaL_argcheck(L, len > 0 && len < 4096 && strlen(path) == len, 1, "expected a path");
+    char buf[4096];
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        int rc = file_mkdir_one(buf);
+        *p = '/';
+        if (rc != 0)
+            goto fail;
+    }
+    if (file_mkdir_one(buf) != 0)
+        goto fail;
+    lua_pushboolean(L, 1);
+    return 1;
+fail:;
+    int e = errno;
+    luaL_pushfail(L);
+    lua_pushfstring(L, "%s: %s (%s)", path, strerror(e), errno_name(e));
+    return 2;
+}
+
 int luaopen_luadgram_file(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"writev", file_writev},
+        {"mkdir", file_mkdir},
         {NULL, NULL},
     };
     luaL_newlib(L, funcs);

@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
 #include "addr.h"
+#include "lalloc.h"
 #include "log.h"
 
 enum { CONFIG_MAX_BYTES = 1 << 20, CONFIG_MAX_LISTENERS = 1024, CONFIG_MAX_BINDS = 64 };
@@ -31,7 +33,21 @@ struct config_load_ctx {
     char *text;  /* the file's content, to find the line of a key inside a listen table */
     size_t textlen;
     int script_path_line;
+    long steps;  /* instructions run, in CONFIG_HOOK_STEP units */
+    struct timespec deadline; /* CLOCK_MONOTONIC: CONFIG_MAX_SECONDS after the start */
 };
+
+/* A configuration is a small program: it may run CONFIG_MAX_STEPS * CONFIG_HOOK_STEP
+ * instructions for at most CONFIG_MAX_SECONDS and hold CONFIG_MAX_MEMORY bytes, so that a
+ * loop or a runaway allocation in it is an error at its line, not a daemon that never
+ * starts (fuzz_config runs it on random text). The clock is read every CONFIG_HOOK_STEP
+ * instructions: few enough that library calls in between (string.rep of a few MiB each)
+ * cannot run for long. A single library call that does not return (a pattern that
+ * backtracks over a long string) is not stopped. */
+#define CONFIG_HOOK_STEP 100
+#define CONFIG_MAX_STEPS 200000
+#define CONFIG_MAX_SECONDS 5
+#define CONFIG_MAX_MEMORY ((size_t)64 << 20)
 
 static struct config_load_ctx *config_ctx(lua_State *L)
 {
@@ -39,6 +55,29 @@ static struct config_load_ctx *config_ctx(lua_State *L)
     struct config_load_ctx *c = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return c;
+}
+
+/* The count hook of the configuration's run (CONFIG_MAX_STEPS). */
+static void config_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct config_load_ctx *c = config_ctx(L);
+    if (!c)
+        return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int late = now.tv_sec > c->deadline.tv_sec ||
+               (now.tv_sec == c->deadline.tv_sec && now.tv_nsec >= c->deadline.tv_nsec);
+    if (++c->steps <= CONFIG_MAX_STEPS && !late)
+        return;
+    luaL_where(L, 0); /* the running function: FILE:LINE */
+    if (late)
+        lua_pushfstring(L, "the configuration ran past %d seconds", CONFIG_MAX_SECONDS);
+    else
+        lua_pushfstring(L, "the configuration ran past %d instructions",
+                        CONFIG_MAX_STEPS * CONFIG_HOOK_STEP);
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
 static char *config_strdup(lua_State *L, const char *s)
@@ -110,6 +149,46 @@ static int config_is_int(lua_State *L, int idx, lua_Integer *v)
         return 0;
     *v = i;
     return 1;
+}
+
+/* handler_memory's value at idx: bytes as a number, or a string "<n>", "<n>K", "<n>M",
+ * "<n>G" (powers of 1024); 0 (no cap) or from 1 MiB to 1 TiB. Returns 0 and *bytes, or -1. */
+#define CONFIG_MEMORY_MIN (1LL << 20)
+#define CONFIG_MEMORY_MAX (1LL << 40)
+#define CONFIG_MEMORY_EXPECT "expected bytes from 1M to 1T, as a number or a string such as " \
+                             "\"64M\" (0: no cap)"
+
+static int config_memory_parse(lua_State *L, int idx, long long *bytes)
+{
+    double v;
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        v = (double)lua_tonumber(L, idx);
+    } else if (lua_type(L, idx) == LUA_TSTRING) {
+        const char *s = lua_tostring(L, idx);
+        char *end;
+        errno = 0;
+        if (*s < '0' || *s > '9')
+            return -1;
+        v = strtod(s, &end);
+        if (errno)
+            return -1;
+        double unit = 1;
+        if (*end == 'K' || *end == 'k')
+            unit = 1024.0, end++;
+        else if (*end == 'M' || *end == 'm')
+            unit = 1024.0 * 1024, end++;
+        else if (*end == 'G' || *end == 'g')
+            unit = 1024.0 * 1024 * 1024, end++;
+        if (*end != '\0')
+            return -1;
+        v *= unit;
+    } else {
+        return -1;
+    }
+    if (v != v || !(v == 0 || (v >= (double)CONFIG_MEMORY_MIN && v <= (double)CONFIG_MEMORY_MAX)))
+        return -1;
+    *bytes = (long long)v;
+    return 0;
 }
 
 static void config_set_script_path(lua_State *L, struct config *cfg, int idx, int line)
@@ -204,6 +283,9 @@ static int config_setting(lua_State *L)
             return config_raise_at(L, line, "handler_timeout: expected seconds from 0.001 to "
                                             "86400 (0: none)");
         cfg->handler_timeout = (double)t;
+    } else if (strcmp(key, "handler_memory") == 0) {
+        if (config_memory_parse(L, 3, &cfg->handler_memory) != 0)
+            return config_raise_at(L, line, "handler_memory: " CONFIG_MEMORY_EXPECT);
     } else {
         return config_raise_at(L, line, "unknown setting '%s'", key);
     }
@@ -385,6 +467,7 @@ static int config_listen_table(lua_State *L)
     lc->batch = 32;
     lc->size = 65535;
     lc->unix_mode = -1;
+    lc->handler_memory = -1;
     lc->options_ref = LUA_NOREF;
 
     lua_pushnil(L);
@@ -416,6 +499,15 @@ static int config_listen_table(lua_State *L)
                 return config_raise_at(L, kline,
                                        "listener '%s': reuseport: expected true or false", name);
             lc->reuseport = lua_toboolean(L, v);
+        } else if (strcmp(k, "handler_memory") == 0) {
+            if (config_memory_parse(L, v, &lc->handler_memory) != 0)
+                return config_raise_at(L, kline, "listener '%s': handler_memory: "
+                                       CONFIG_MEMORY_EXPECT, name);
+        } else if (strcmp(k, "unsafe") == 0) {
+            if (lua_type(L, v) != LUA_TBOOLEAN)
+                return config_raise_at(L, kline,
+                                       "listener '%s': unsafe: expected true or false", name);
+            lc->unsafe = lua_toboolean(L, v);
         } else if (strcmp(k, "mode") == 0) {
             if (config_mode_parse(L, v, &lc->unix_mode) != 0)
                 return config_raise_at(L, kline,
@@ -642,10 +734,12 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
         return -1;
     }
     c.cfg = cfg;
+    pthread_mutex_init(&cfg->options_lock, NULL);
     cfg->workers = 1;
     cfg->log_level = LOG_LVL_INFO;
     cfg->handler_budget = 0;
     cfg->handler_timeout = 1.0;
+    cfg->handler_memory = 128LL << 20;
     cfg->file = strdup(file);
     char *tmp = strdup(file);
     cfg->dir = tmp ? strdup(dirname(tmp)) : NULL;
@@ -656,17 +750,32 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
     }
     if (config_read_text(file, &c, err, errlen) != 0)
         goto out;
-    cfg->L = luaL_newstate();
+    cfg->pool = lalloc_new();
+    cfg->L = cfg->pool ? lua_newstate(lalloc_fn, cfg->pool) : NULL;
     if (!cfg->L) {
         snprintf(err, errlen, "%s:0: out of memory", file);
         goto out;
     }
+    lalloc_set_limit(cfg->pool, CONFIG_MAX_MEMORY, NULL, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &c.deadline);
+    c.deadline.tv_sec += CONFIG_MAX_SECONDS;
+    lua_sethook(cfg->L, config_hook, LUA_MASKCOUNT, CONFIG_HOOK_STEP);
     lua_pushlightuserdata(cfg->L, &c);
     lua_rawsetp(cfg->L, LUA_REGISTRYINDEX, &config_ctx_key);
     lua_pushcfunction(cfg->L, config_run);
-    if (lua_pcall(cfg->L, 0, 0, 0) != LUA_OK) {
+    int status = lua_pcall(cfg->L, 0, 0, 0);
+    lua_sethook(cfg->L, NULL, 0, 0);
+    if (status == LUA_ERRMEM) {
+        snprintf(err, errlen, "%s:0: the configuration holds more than %zu MiB", file,
+                 CONFIG_MAX_MEMORY >> 20);
+        goto out;
+    }
+    if (status != LUA_OK) {
         const char *msg = lua_tostring(cfg->L, -1);
-        snprintf(err, errlen, "%s", msg ? msg : "error object is not a string");
+        if (msg)
+            snprintf(err, errlen, "%s", msg);
+        else
+            snprintf(err, errlen, "%s:0: error object is not a string", file);
         goto out;
     }
     if (cfg->nlisteners == 0) {
@@ -708,6 +817,8 @@ void config_free(struct config *cfg)
     free(cfg->metrics);
     if (cfg->L)
         lua_close(cfg->L);
+    lalloc_free(cfg->pool);
+    pthread_mutex_destroy(&cfg->options_lock);
     free(cfg);
 }
 
@@ -761,9 +872,13 @@ void config_push_options(const struct config *cfg, const struct listener_cfg *lc
         lua_newtable(L);
         return;
     }
+    /* Workers rebuilding a state copy from their own threads: cfg->L's stack is shared. */
+    pthread_mutex_t *lock = (pthread_mutex_t *)&cfg->options_lock;
+    pthread_mutex_lock(lock);
     lua_rawgeti(cfg->L, LUA_REGISTRYINDEX, lc->options_ref);
     config_copy_value(cfg->L, -1, L, 0);
     lua_pop(cfg->L, 1);
+    pthread_mutex_unlock(lock);
 }
 
 char *config_package_path(const struct config *cfg)

@@ -3,9 +3,12 @@
 #ifndef LUADGRAM_CONFIG_H
 #define LUADGRAM_CONFIG_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <lua.h>
 #include "netio.h"
+
+struct lalloc;
 
 struct listener_cfg {
     char *name;
@@ -22,6 +25,8 @@ struct listener_cfg {
     int want_ttl, want_tos, want_time;
     int reuseport;
     int unix_mode;         /* -1: leave as created */
+    long long handler_memory; /* bytes its Lua state may hold, 0 = no cap, -1: the global */
+    int unsafe;            /* unsafe = true: the sandbox's forbidden calls are allowed */
     int options_ref;       /* registry reference (in config->L) to its options table */
     int complete;          /* its listen call ran to the end */
 };
@@ -37,9 +42,12 @@ struct config {
     char **script_path;    /* absolute or relative to the cwd, searched in order */
     long handler_budget;   /* instructions per handler call, 0 = no limit */
     double handler_timeout; /* seconds per handler call, 0 = no limit */
+    long long handler_memory; /* bytes per Lua state, 0 = no limit */
     size_t nlisteners;
     struct listener_cfg *listeners;
     lua_State *L;          /* the configuration's own state: keeps the options tables */
+    struct lalloc *pool;   /* ... and its memory (capped) */
+    pthread_mutex_t options_lock; /* config_push_options: workers copy from L's stack */
 };
 
 /* Reads and checks FILE. Returns 0 and *out, or -1 with err = "FILE:LINE: message". */
@@ -47,12 +55,20 @@ int config_load(const char *file, struct config **out, char *err, size_t errlen)
 void config_free(struct config *cfg);
 
 /* Pushes onto L a deep copy of the listener's options table (strings, numbers, booleans,
- * tables; already checked to hold nothing else). */
+ * tables; already checked to hold nothing else). Safe from any thread (it locks); L must
+ * not raise while copying (a state's cap is lifted around it, worker.c). */
 void config_push_options(const struct config *cfg, const struct listener_cfg *lc, lua_State *L);
 
 /* The package.path string for handler states: each script_path folder's ?.lua, ?/init.lua
  * and lib/?.lua, then Lua's default path. Caller frees. */
 char *config_package_path(const struct config *cfg);
+
+/* The handler_memory of a listener: its own, else the global one. */
+static inline long long config_handler_memory(const struct config *cfg,
+                                              const struct listener_cfg *lc)
+{
+    return lc->handler_memory >= 0 ? lc->handler_memory : cfg->handler_memory;
+}
 
 /* Finds a listener by name, or NULL. */
 const struct listener_cfg *config_listener(const struct config *cfg, const char *name);

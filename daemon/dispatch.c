@@ -23,7 +23,7 @@ static int dispatch_error_p(lua_State *L)
 {
     struct wlistener *wl = lua_touserdata(L, 1);
     const struct sockerr *e = lua_touserdata(L, 2);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->error_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->st->error_ref);
     sockerr_push(L, e, wl->cfg->name);
     lua_call(L, 1, 0);
     return 0;
@@ -33,13 +33,12 @@ static void dispatch_errors(struct wsock *ws)
 {
     struct wlistener *wl = ws->wl;
     struct worker *w = wl->w;
-    lua_State *L = w->L;
     for (int i = 0; i < DISPATCH_MAX_ERRORS; i++) {
         struct sockerr e;
         if (recv_error(ws->fd, &e) <= 0)
             return;
         lstats_add(wl->stats, LS_SOCK_ERRORS, 1);
-        if (wl->error_ref == LUA_NOREF) {
+        if (wl->st->error_ref == LUA_NOREF) {
             char peer[ADDR_STRLEN];
             log_debug(w->d->log, "listener '%s': %s from %s (no error handler)", wl->cfg->name,
                       errno_name(e.err),
@@ -47,6 +46,7 @@ static void dispatch_errors(struct wsock *ws)
             continue;
         }
         /* The error table is built inside the protected call: building it can raise. */
+        lua_State *L = wl->st->L;
         lua_pushcfunction(L, dispatch_error_p);
         lua_pushlightuserdata(L, wl);
         lua_pushlightuserdata(L, &e);
@@ -106,17 +106,18 @@ static int dispatch_batch_p(lua_State *L)
     enum { HANDLER = 2, MSG, DATA_KEY };
     struct dispatch_batch *b = lua_touserdata(L, 1);
     struct wlistener *wl = b->ws->wl;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->message_ref);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, wl->msg_ref);
+    struct lstate *st = wl->st;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->message_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->msg_ref);
     lua_pushliteral(L, "data");
     for (; b->i < b->n; b->i++) {
-        msg_bind(wl->msg, &b->recs[b->i], b->ws);
-        msg_set_data(L, wl->msg, MSG, DATA_KEY);
+        msg_bind(st->msg, &b->recs[b->i], b->ws);
+        msg_set_data(L, st->msg, MSG, DATA_KEY);
         lua_pushvalue(L, HANDLER);
         lua_pushvalue(L, MSG);
         worker_call_next(wl->w);
         lua_call(L, 1, 0);
-        msg_unbind(wl->msg);
+        msg_unbind(st->msg);
         lstats_add(wl->stats, LS_HANDLED, 1);
     }
     return 0;
@@ -129,15 +130,17 @@ static void dispatch_batch(struct wsock *ws, struct dgram *recs, int n)
     for (int i = 0; i < n; i++)
         dispatch_account(ws, &recs[i]);
     struct dispatch_batch b = {ws, recs, n, 0};
+    /* The state cannot change during the batch: a rebuild runs from the loop. */
+    struct lstate *st = wl->st;
     while (b.i < b.n) {
-        lua_pushcfunction(w->L, dispatch_batch_p);
-        lua_pushlightuserdata(w->L, &b);
+        lua_pushcfunction(st->L, dispatch_batch_p);
+        lua_pushlightuserdata(st->L, &b);
         if (worker_call(w, wl, 1, "message") != 0) {
-            msg_unbind(wl->msg); /* the datagram whose handler raised is dropped (counted) */
+            msg_unbind(st->msg); /* the datagram whose handler raised is dropped (counted) */
             b.i++;
         }
     }
-    msg_clear_data(w->L, wl->msg, wl->msg_ref);
+    msg_clear_data(st->L, st->msg, st->msg_ref);
 }
 
 static int dispatch_is_sock_error(int e)

@@ -16,9 +16,13 @@
  * the smaller class's list, a little memory lost, never a wrong size).
  *
  * Under AddressSanitizer lalloc_fn is plain realloc/free, so that ASan still sees every
- * Lua object as its own allocation. */
+ * Lua object as its own allocation.
+ *
+ * Both count the bytes the state holds (Lua's sizes, not the classes') and refuse growth
+ * past the cap (handler_memory): one compare per allocation. */
 #include "lalloc.h"
 
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +46,47 @@ struct lalloc {
     char *base;                                 /* the region, LALLOC_POOL_BYTES */
     char *bump;                                 /* its first byte never handed out */
     char *end;                                  /* base + LALLOC_POOL_BYTES */
+    size_t used;                                /* bytes Lua holds */
+    size_t limit;                               /* cap on used, 0: none */
+    unsigned long refused;                      /* allocations the cap refused */
+    void (*on_limit)(void *arg);
+    void *on_limit_arg;
 };
+
+void lalloc_set_limit(struct lalloc *a, size_t limit, void (*on_limit)(void *arg), void *arg)
+{
+    a->limit = limit;
+    a->on_limit = on_limit;
+    a->on_limit_arg = arg;
+}
+
+size_t lalloc_used(const struct lalloc *a)
+{
+    return a->used;
+}
+
+unsigned long lalloc_refused(const struct lalloc *a)
+{
+    return a->refused;
+}
+
+void lalloc_trim(struct lalloc *a)
+{
+    (void)a;
+    malloc_trim(0);
+}
+
+/* Whether growing a block from old to nsize bytes would pass the cap; counts and reports
+ * the refusal. */
+static int lalloc_over(struct lalloc *a, size_t old, size_t nsize)
+{
+    if (!a->limit || nsize <= old || a->used + (nsize - old) <= a->limit)
+        return 0;
+    a->refused++;
+    if (a->on_limit)
+        a->on_limit(a->on_limit_arg);
+    return 1;
+}
 
 #ifdef LALLOC_PASSTHROUGH
 
@@ -58,13 +102,20 @@ void lalloc_free(struct lalloc *a)
 
 void *lalloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    (void)ud;
-    (void)osize;
+    struct lalloc *a = ud;
+    size_t old = ptr ? osize : 0;
     if (nsize == 0) {
         free(ptr);
+        a->used -= old;
         return NULL;
     }
-    return realloc(ptr, nsize);
+    if (lalloc_over(a, old, nsize))
+        return NULL;
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return nsize <= old ? ptr : NULL; /* a shrink never fails */
+    a->used += nsize - old;
+    return p;
 }
 
 #else
@@ -195,14 +246,24 @@ void *lalloc_fn(void *ud, void *ptr, size_t osize, size_t nsize)
         struct lalloc_block **head = &a->free[class_of(nsize)];
         struct lalloc_block *b = *head;
         if (b) {
+            if (lalloc_over(a, 0, nsize))
+                return NULL;
             *head = b->next;
+            a->used += nsize;
             return b;
         }
     } else if (nsize == 0 && ptr && pool_owns(a, ptr)) {
         pool_give(a, ptr, osize);
+        a->used -= osize;
         return NULL;
     }
-    return lalloc_slow(a, ptr, osize, nsize);
+    size_t old = ptr ? osize : 0;
+    if (lalloc_over(a, old, nsize))
+        return NULL;
+    void *p = lalloc_slow(a, ptr, osize, nsize);
+    if (p || nsize == 0)
+        a->used += nsize - old; /* unsigned: a shrink or a free wraps to the right value */
+    return p;
 }
 
 #endif

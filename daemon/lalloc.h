@@ -31,6 +31,25 @@ struct lalloc;
 /* A new, empty pool; NULL when out of memory (or address space). */
 struct lalloc *lalloc_new(void);
 
+/* Caps the bytes the state may hold (handler_memory; 0: no cap). Past it an allocation
+ * that grows fails (Lua then collects and, failing again, raises "not enough memory");
+ * shrinking and freeing never fail. Each refusal calls on_limit(arg) (may be NULL) before
+ * returning NULL: it runs inside the allocator and must not call Lua functions that
+ * allocate. */
+void lalloc_set_limit(struct lalloc *a, size_t limit, void (*on_limit)(void *arg), void *arg);
+
+/* Bytes the state holds now (the sizes Lua asked for, as collectgarbage("count") counts). */
+size_t lalloc_used(const struct lalloc *a);
+
+/* Allocations refused by the cap so far. */
+unsigned long lalloc_refused(const struct lalloc *a);
+
+/* Gives back to the system what the state freed: free heap memory of every malloc arena
+ * (malloc_trim). Called after a full collection that followed a stopped call, not per
+ * datagram (it walks the arenas). The pool's region is bounded (LALLOC_POOL_BYTES) and
+ * kept. */
+void lalloc_trim(struct lalloc *a);
+
 /* Frees the pool and all its memory; after lua_close of the state that used it (blocks
  * still handed out become invalid). NULL is allowed. */
 void lalloc_free(struct lalloc *a);

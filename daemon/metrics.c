@@ -3,10 +3,12 @@
  * the daemon's own state. */
 #include "daemon.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <event2/buffer.h>
 #include <event2/http.h>
 
@@ -82,6 +84,88 @@ static void metrics_counter_line(void *arg, const struct counter *c)
                         (long long)atomic_load_explicit(&c->value, memory_order_relaxed));
 }
 
+static void metrics_lua_memory_line(void *arg, const char *listener, int slot,
+                                    const struct lstats *s)
+{
+    evbuffer_add_printf(arg, "luadgramd_lua_memory_bytes{listener=\"%s\",worker=\"%d\"} %llu\n",
+                        listener, slot + 1,
+                        (unsigned long long)atomic_load_explicit(&s->lua_bytes,
+                                                                 memory_order_relaxed));
+}
+
+/* The process's resident size in bytes (/proc/self/statm), or -1. */
+static long long metrics_rss(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long long size, resident;
+    int n = f ? fscanf(f, "%lld %lld", &size, &resident) : 0;
+    if (f)
+        fclose(f);
+    return n == 2 ? resident * sysconf(_SC_PAGESIZE) : -1;
+}
+
+/* Open file descriptors (entries of /proc/self/fd, less the one reading it), or -1. */
+static long long metrics_open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n - 1;
+}
+
+/* The process's start, epoch seconds: field 22 of /proc/self/stat (clock ticks after boot)
+ * plus btime of /proc/stat, as Prometheus' client libraries compute it; -1 if unknown. */
+static double metrics_start_time(void)
+{
+    char buf[1024];
+    FILE *f = fopen("/proc/self/stat", "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
+    unsigned long long ticks = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
+                            "%*d %*d %*d %llu", &ticks) != 1)
+        return -1;
+    f = fopen("/proc/stat", "r");
+    unsigned long long btime = 0;
+    int found = 0;
+    while (f && fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "btime %llu", &btime) == 1) {
+            found = 1;
+            break;
+        }
+    if (f)
+        fclose(f);
+    long hz = sysconf(_SC_CLK_TCK);
+    return found && hz > 0 ? (double)btime + (double)ticks / (double)hz : -1;
+}
+
+static void metrics_process(struct evbuffer *b)
+{
+    long long rss = metrics_rss(), fds = metrics_open_fds();
+    double start = metrics_start_time();
+    if (rss >= 0)
+        evbuffer_add_printf(b, "# HELP process_resident_memory_bytes Resident memory size in "
+                            "bytes\n# TYPE process_resident_memory_bytes gauge\n"
+                            "process_resident_memory_bytes %lld\n", rss);
+    if (fds >= 0)
+        evbuffer_add_printf(b, "# HELP process_open_fds Number of open file descriptors\n"
+                            "# TYPE process_open_fds gauge\nprocess_open_fds %lld\n", fds);
+    if (start >= 0)
+        evbuffer_add_printf(b, "# HELP process_start_time_seconds Start time of the process "
+                            "since unix epoch in seconds\n"
+                            "# TYPE process_start_time_seconds gauge\n"
+                            "process_start_time_seconds %.2f\n", start);
+}
+
 static void metrics_page(struct evhttp_request *req, void *arg)
 {
     struct metrics *m = arg;
@@ -110,7 +194,11 @@ static void metrics_page(struct evhttp_request *req, void *arg)
         free(rows.names[i]);
     free(rows.names);
     free(rows.sums);
+    evbuffer_add_printf(b, "# HELP luadgramd_lua_memory_bytes Memory held by the listener's "
+                        "Lua state in a worker\n# TYPE luadgramd_lua_memory_bytes gauge\n");
+    stats_each_listener(&dc->stats, metrics_lua_memory_line, b);
     stats_each_counter(&dc->stats, metrics_counter_line, b);
+    metrics_process(b);
     evbuffer_add_printf(b,
                         "# HELP luadgramd_workers Worker threads running\n"
                         "# TYPE luadgramd_workers gauge\nluadgramd_workers %d\n"

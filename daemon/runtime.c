@@ -97,6 +97,11 @@ int daemon_apply(struct daemon_ctx *dc, struct config *cfg, char *err, size_t er
     dc->cfg = cfg;
     dc->workers = ws;
     dc->nworkers = n;
+    for (size_t i = 0; i < cfg->nlisteners; i++)
+        if (cfg->listeners[i].unsafe)
+            log_warn(&dc->log, "listener '%s': unsafe = true: its handler runs without the "
+                     "sandbox (os.execute, io.popen, package.loadlib, debug, ... allowed)",
+                     cfg->listeners[i].name);
     for (int i = 0; i < n; i++) {
         if (worker_start(ws[i], err, errlen) != 0)
             return -2; /* fatal: the old state is gone */

@@ -7,7 +7,7 @@
 const char *const lstats_names[LSTATS_NFIELDS] = {
     "received", "bytes", "handled", "handler_errors", "handler_timeouts", "truncated",
     "ctruncated", "kernel_drops", "recv_errors", "socket_errors", "sent", "send_errors",
-    "send_dropped",
+    "send_dropped", "handler_memory_errors", "handler_restarts",
 };
 const char *const lstats_help[LSTATS_NFIELDS] = {
     "Datagrams received",
@@ -23,6 +23,8 @@ const char *const lstats_help[LSTATS_NFIELDS] = {
     "Datagrams sent (replies and luadgram.send)",
     "Datagrams the kernel refused to send",
     "Datagrams dropped because the send queue was full",
+    "Handler calls stopped because the Lua state reached handler_memory",
+    "Lua states rebuilt from their scripts because they stayed over 80% of handler_memory",
 };
 
 void stats_init(struct stats_registry *r)
@@ -133,6 +135,17 @@ void stats_sum_listeners(struct stats_registry *r,
                 stats_add(sums, &p->s);
         fn(arg, e->listener, sums);
     }
+    pthread_mutex_unlock(&r->lock);
+}
+
+void stats_each_listener(struct stats_registry *r,
+                         void (*fn)(void *arg, const char *listener, int slot,
+                                    const struct lstats *s),
+                         void *arg)
+{
+    pthread_mutex_lock(&r->lock);
+    for (struct lstats_entry *e = r->listeners; e; e = e->next)
+        fn(arg, e->listener, e->slot, &e->s);
     pthread_mutex_unlock(&r->lock);
 }
 

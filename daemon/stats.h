@@ -23,12 +23,15 @@ enum lstats_field {
     LS_SENT,             /* replies and sends that left */
     LS_SEND_ERRORS,      /* sends the kernel refused */
     LS_SEND_DROPPED,     /* sends dropped: queue full while the socket was blocked */
+    LS_HANDLER_MEMORY_ERRORS, /* handler calls stopped by handler_memory */
+    LS_HANDLER_RESTARTS, /* Lua states rebuilt (still over 80 % of handler_memory) */
     LSTATS_NFIELDS
 };
 
 /* Written by one worker thread (relaxed atomics: plain adds on x86), read by metrics. */
 struct lstats {
     atomic_uint_fast64_t v[LSTATS_NFIELDS];
+    atomic_uint_fast64_t lua_bytes; /* gauge: the memory of the listener's Lua state */
 };
 
 static inline void lstats_add(struct lstats *s, enum lstats_field f, uint64_t n)
@@ -65,6 +68,11 @@ struct counter *stats_counter(struct stats_registry *r, const char *name, const 
 /* Calls fn for each listener name once with the sum over its slots. Holds the lock. */
 void stats_sum_listeners(struct stats_registry *r,
                          void (*fn)(void *arg, const char *listener, const uint64_t *sums),
+                         void *arg);
+/* Calls fn for each (listener, slot) block. Holds the lock. */
+void stats_each_listener(struct stats_registry *r,
+                         void (*fn)(void *arg, const char *listener, int slot,
+                                    const struct lstats *s),
                          void *arg);
 /* Calls fn for each counter. Holds the lock. */
 void stats_each_counter(struct stats_registry *r,

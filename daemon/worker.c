@@ -22,12 +22,14 @@
 #include "errname.h"
 #include "lalloc.h"
 #include "lbind.h"
+#include "sandbox.h"
 #include "sendq.h"
 #include "watchdog.h"
 
 enum { SENDQ_ITEMS = 1024, SENDQ_ARENA = 4 << 20, BUDGET_STEP = 1000 };
 
 static const char worker_key = 'w';
+static const char wlistener_key = 'l';
 
 struct worker *worker_of(lua_State *L)
 {
@@ -35,6 +37,14 @@ struct worker *worker_of(lua_State *L)
     struct worker *w = lua_touserdata(L, -1);
     lua_pop(L, 1);
     return w;
+}
+
+struct wlistener *wlistener_of(lua_State *L)
+{
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &wlistener_key);
+    struct wlistener *wl = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return wl;
 }
 
 /* An error outside any protected call (a bug of ours): said on stderr before Lua aborts, as
@@ -101,9 +111,9 @@ static void worker_hook(lua_State *L, lua_Debug *ar)
 }
 
 /* WATCHDOG_SIGNAL, on the thread running a call: if it is still the call the watchdog
- * timed, sets the hook on the main state at every instruction (Lua allows lua_sethook in a
- * signal handler; lua.c does the same for SIGINT). A coroutine running now stops at its
- * next hook call. */
+ * timed, sets the hook on the running state's main thread at every instruction (Lua allows
+ * lua_sethook in a signal handler; lua.c does the same for SIGINT). A coroutine running now
+ * stops at its next hook call. */
 static void worker_on_watchdog(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig;
@@ -113,7 +123,7 @@ static void worker_on_watchdog(int sig, siginfo_t *si, void *uctx)
     if (!w || !watchdog_expired(&w->wd))
         return;
     w->timed_out = 1;
-    lua_sethook(w->L, worker_hook, LUA_MASKCOUNT, 1);
+    lua_sethook(w->cur_L, worker_hook, LUA_MASKCOUNT, 1);
 }
 
 /* Gives the next handler call its full budget and time: called before each datagram when
@@ -124,17 +134,19 @@ void worker_call_next(struct worker *w)
     if (w->budget_step > 0) { /* restarts the main thread's count */
         w->budget_hit = 0;
         w->budget_left = w->cfg->handler_budget;
-        lua_sethook(w->L, worker_hook, LUA_MASKCOUNT, w->budget_step);
+        lua_sethook(w->cur_L, worker_hook, LUA_MASKCOUNT, w->budget_step);
     }
 }
 
-/* lua_pcall under the budget and the time limit; on error leaves the message (with
- * traceback) on the stack and sets call_stopped when the budget or the watchdog stopped
- * it. */
-static int worker_pcall(struct worker *w, int nargs, int nresults)
+/* lua_pcall on state ls under the budget and the time limit; on error leaves the message
+ * (with traceback) on the stack and sets call_stopped when the budget or the watchdog
+ * stopped it. */
+static int worker_pcall(struct worker *w, struct lstate *ls, int nargs, int nresults)
 {
-    lua_State *L = w->L;
+    lua_State *L = ls->L;
     struct worker *outer = worker_signal_target;
+    lua_State *outer_L = w->cur_L;
+    w->cur_L = L;
     worker_call_next(w);
     w->in_call = 1;
     worker_signal_target = w;
@@ -142,6 +154,7 @@ static int worker_pcall(struct worker *w, int nargs, int nresults)
     int st = lua_pcall(L, nargs, nresults, 1);
     watchdog_leave(&w->wd);
     worker_signal_target = outer;
+    w->cur_L = outer_L;
     w->in_call = 0;
     w->call_stopped = w->budget_hit || w->timed_out;
     w->budget_hit = 0;
@@ -155,28 +168,58 @@ static int worker_pcall(struct worker *w, int nargs, int nresults)
     return st;
 }
 
+/* The memory gauge of wl's state (luadgramd_lua_memory_bytes). */
+static void worker_memory_gauge(struct wlistener *wl)
+{
+    atomic_store_explicit(&wl->stats->lua_bytes, (uint_fast64_t)lalloc_used(wl->st->pool),
+                          memory_order_relaxed);
+}
+
+/* After a call stopped by a limit: a full collection, what it freed given back to the
+ * system, and a state still over 80 % of its cap scheduled for a rebuild. */
+static void worker_after_stop(struct wlistener *wl)
+{
+    struct lstate *st = wl->st;
+    lua_gc(st->L, LUA_GCCOLLECT, 0);
+    lalloc_trim(st->pool);
+    worker_memory_gauge(wl);
+    if (wl->mem_limit && lalloc_used(st->pool) > wl->mem_limit / 5 * 4 && wl->rebuild_ev)
+        event_active(wl->rebuild_ev, 0, 0);
+}
+
 int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *what)
 {
-    if (worker_pcall(w, nargs, 0) == LUA_OK)
+    struct lstate *st = wl->st;
+    unsigned long refused = lalloc_refused(st->pool);
+    st->where[0] = '\0';
+    int status = worker_pcall(w, st, nargs, 0);
+    worker_memory_gauge(wl); /* one store per call (a whole batch of datagrams) */
+    if (status == LUA_OK)
         return 0;
-    lua_State *L = w->L;
-    if (wl) {
+    lua_State *L = st->L;
+    int memory = lalloc_refused(st->pool) != refused;
+    if (strcmp(what, "timer") != 0) {
         lstats_add(wl->stats, LS_HANDLER_ERRORS, 1);
         if (w->call_stopped)
             lstats_add(wl->stats, LS_HANDLER_TIMEOUTS, 1);
     }
+    if (memory)
+        lstats_add(wl->stats, LS_HANDLER_MEMORY_ERRORS, 1);
     unsigned suppressed = 0;
-    struct ratelimit *rl = wl ? &wl->err_rl : &w->sq.err_rl;
-    if (ratelimit_allow(rl, 10, &suppressed)) {
+    if (ratelimit_allow(&wl->err_rl, 10, &suppressed)) {
         const char *msg = lua_tostring(L, -1);
+        char more[48] = "", cap[224] = "";
         if (suppressed)
-            log_error(w->d->log, "listener '%s': %s error (%u more suppressed): %s",
-                      wl ? wl->cfg->name : "-", what, suppressed, msg ? msg : "?");
-        else
-            log_error(w->d->log, "listener '%s': %s error: %s", wl ? wl->cfg->name : "-", what,
-                      msg ? msg : "?");
+            snprintf(more, sizeof more, " (%u more suppressed)", suppressed);
+        if (memory)
+            snprintf(cap, sizeof cap, " (handler_memory of %zu bytes reached at %s)",
+                     wl->mem_limit, st->where[0] ? st->where : "?");
+        log_error(w->d->log, "listener '%s': %s error%s: %s%s", wl->cfg->name, what, more,
+                  msg ? msg : "?", cap);
     }
     lua_pop(L, 1);
+    if (w->call_stopped || memory)
+        worker_after_stop(wl);
     return -1;
 }
 
@@ -304,9 +347,9 @@ int worker_is_bcast(struct worker *w, const struct dgram *d)
 /* ---- set-up ---- */
 
 /* The table handed to init: {name=, bind={...}, worker=, workers=}. */
-static void worker_push_listener_info(struct worker *w, const struct listener_cfg *lc)
+static void worker_push_listener_info(struct worker *w, lua_State *L,
+                                      const struct listener_cfg *lc)
 {
-    lua_State *L = w->L;
     lua_createtable(L, 0, 4);
     lua_pushstring(L, lc->name);
     lua_setfield(L, -2, "name");
@@ -322,6 +365,22 @@ static void worker_push_listener_info(struct worker *w, const struct listener_cf
     lua_setfield(L, -2, "workers");
     lua_pushstring(L, w->cfg->dir);
     lua_setfield(L, -2, "config_dir");
+}
+
+/* The cap's callback, inside the allocator: notes where the first refused allocation of
+ * the call was (the innermost Lua function of the state's main thread; lua_getstack and
+ * lua_getinfo "Sl" allocate nothing). */
+static void worker_on_limit(void *arg)
+{
+    struct lstate *st = arg;
+    if (st->where[0] || !st->L)
+        return;
+    lua_Debug ar;
+    for (int level = 0; lua_getstack(st->L, level, &ar); level++)
+        if (lua_getinfo(st->L, "Sl", &ar) && ar.currentline > 0) {
+            snprintf(st->where, sizeof st->where, "%s:%d", ar.short_src, ar.currentline);
+            return;
+        }
 }
 
 /* Protected: t[k] for the table at 1 and the key at 2 (may run an __index metamethod). */
@@ -350,7 +409,8 @@ static int worker_field(lua_State *L, int module, const char *name)
  * userdata, keeps references to it, its functions and its message object, calls its init. */
 static int worker_load_p(lua_State *L)
 {
-    struct wlistener *wl = lua_touserdata(L, 1);
+    struct lstate *st = lua_touserdata(L, 1);
+    struct wlistener *wl = st->wl;
     struct worker *w = wl->w;
     const struct listener_cfg *lc = wl->cfg;
     if (luaL_loadfilex(L, lc->handler_path, "t") != LUA_OK)
@@ -364,33 +424,37 @@ static int worker_load_p(lua_State *L)
     int module = lua_gettop(L);
     if (worker_field(L, module, "message") != LUA_TFUNCTION)
         return luaL_error(L, "%s has no message function", lc->handler_path);
-    wl->message_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    st->message_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (worker_field(L, module, "error") == LUA_TFUNCTION)
-        wl->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        st->error_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     else
         lua_pop(L, 1);
     lua_pushvalue(L, module);
-    wl->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    wl->msg = msg_new(L, wl);
-    wl->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    st->module_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    st->msg = msg_new(L, wl);
+    st->msg_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     if (worker_field(L, module, "init") == LUA_TFUNCTION) {
-        worker_push_listener_info(w, lc);
+        worker_push_listener_info(w, L, lc);
+        /* No cap while copying: an error raised there would leave the config's lock held. */
+        lalloc_set_limit(st->pool, 0, NULL, NULL);
         config_push_options(w->cfg, lc, L);
+        lalloc_set_limit(st->pool, wl->mem_limit, worker_on_limit, st);
         w->load_stage = "init";
         lua_call(L, 2, 0);
     }
     return 0;
 }
 
-/* Loads the handler module of wl and calls its init. */
-static int worker_load_handler(struct worker *w, struct wlistener *wl, char *err, size_t errlen)
+/* Loads the handler module of wl into state st and calls its init. */
+static int worker_load_handler(struct worker *w, struct wlistener *wl, struct lstate *st,
+                               char *err, size_t errlen)
 {
-    lua_State *L = w->L;
+    lua_State *L = st->L;
     const struct listener_cfg *lc = wl->cfg;
     w->load_stage = "";
     lua_pushcfunction(L, worker_load_p);
-    lua_pushlightuserdata(L, wl);
-    if (worker_pcall(w, 1, 0) != LUA_OK) {
+    lua_pushlightuserdata(L, st);
+    if (worker_pcall(w, st, 1, 0) != LUA_OK) {
         const char *msg = lua_tostring(L, -1);
         if (strcmp(w->load_stage, "loading") == 0)
             snprintf(err, errlen, "listener '%s': loading %s: %s", lc->name, lc->handler_path,
@@ -545,6 +609,116 @@ static int worker_watchdog_start(struct worker *w, char *err, size_t errlen)
     return watchdog_start(&w->wd, w->cfg->handler_timeout, err, errlen);
 }
 
+/* Closes a state (its finalizers run: timers free their events) and frees its memory. */
+static void worker_state_close(struct lstate *st)
+{
+    if (!st)
+        return;
+    if (st->L)
+        lua_close(st->L);
+    lalloc_free(st->pool);
+    free(st);
+}
+
+/* A new state for wl: allocator and cap, libraries, the worker's wrappers, the sandbox,
+ * the handler loaded and its init called. NULL with err set on failure. */
+static struct lstate *worker_state_open(struct worker *w, struct wlistener *wl, char *err,
+                                        size_t errlen)
+{
+    struct lstate *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    st->wl = wl;
+    st->module_ref = st->message_ref = st->error_ref = st->msg_ref = LUA_NOREF;
+    /* The state's memory comes from a pool of its own (lalloc.c): no malloc per datagram. */
+    st->pool = lalloc_new();
+    st->L = st->pool ? lua_newstate(lalloc_fn, st->pool) : NULL;
+    if (!st->L) {
+        snprintf(err, errlen, "out of memory");
+        worker_state_close(st);
+        return NULL;
+    }
+    lalloc_set_limit(st->pool, wl->mem_limit, worker_on_limit, st);
+    lua_State *L = st->L;
+    lua_atpanic(L, worker_panic);
+    luaL_openlibs(L);
+    lbind_preload(L);
+    lua_pushlightuserdata(L, w);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
+    lua_pushlightuserdata(L, wl);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &wlistener_key);
+    /* The budget hook, before any script runs: every coroutine inherits it. */
+    if (w->budget_step > 0)
+        lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
+    if (w->budget_step > 0 || w->cfg->handler_timeout > 0)
+        worker_watch_coroutines(L, w);
+    lua_getglobal(L, "package");
+    lua_pushstring(L, w->package_path);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+    sandbox_apply(L, wl->cfg->unsafe);
+    lua_settop(L, 0);
+    lua_pushcfunction(L, worker_traceback); /* stays at index 1 */
+    if (worker_load_handler(w, wl, st, err, errlen) != 0) {
+        worker_state_close(st);
+        return NULL;
+    }
+    lua_gc(L, LUA_GCCOLLECT, 0); /* what loading left behind, before the gauge reads it */
+    return st;
+}
+
+/* Calls the stop of the handler in state st, if it has one. */
+static void worker_state_stop(struct worker *w, struct wlistener *wl, struct lstate *st)
+{
+    if (st->module_ref == LUA_NOREF)
+        return;
+    struct lstate *cur = wl->st;
+    wl->st = st; /* worker_call runs on wl->st */
+    lua_State *L = st->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, st->module_ref);
+    if (worker_field(L, -1, "stop") == LUA_TFUNCTION) {
+        lua_remove(L, -2);
+        worker_call(w, wl, 0, "stop");
+    } else {
+        lua_pop(L, 2);
+    }
+    wl->st = cur;
+}
+
+/* From the loop, when wl's state stayed over 80 % of handler_memory after a full
+ * collection: a new state built from the scripts and initialised beside the old one (as a
+ * reload does), then the old one's stop and close. If the new one cannot be built, the old
+ * one stays (logged). */
+static void worker_rebuild(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct wlistener *wl = arg;
+    struct worker *w = wl->w;
+    struct lstate *old = wl->st;
+    size_t held = lalloc_used(old->pool);
+    char err[512];
+    struct lstate *st = worker_state_open(w, wl, err, sizeof err);
+    if (!st) {
+        log_error(w->d->log, "listener '%s': cannot rebuild its Lua state (%zu bytes held, over "
+                  "80%% of handler_memory %zu), keeping it: %s", wl->cfg->name, held,
+                  wl->mem_limit, err);
+        return;
+    }
+    worker_state_stop(w, wl, old);
+    sendq_flush(w);
+    worker_state_close(old);
+    wl->st = st;
+    lalloc_trim(st->pool);
+    worker_memory_gauge(wl);
+    lstats_add(wl->stats, LS_HANDLER_RESTARTS, 1);
+    log_warn(w->d->log, "listener '%s': Lua state rebuilt from %s: it held %zu bytes after a "
+             "full collection, over 80%% of handler_memory %zu", wl->cfg->name,
+             wl->cfg->handler_path, held, wl->mem_limit);
+}
+
 struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
                              const struct sockset *socks, int slot, char *err, size_t errlen)
 {
@@ -558,44 +732,18 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
     w->slot = slot;
     w->socks = socks;
     w->stopped = 1; /* until handlers are initialised there is nothing to stop */
-    char *path = NULL;
     w->base = event_base_new();
-    /* The state's memory comes from a pool of its own (lalloc.c): no malloc per datagram. */
-    w->pool = lalloc_new();
-    w->L = w->pool ? lua_newstate(lalloc_fn, w->pool) : NULL;
-    if (w->L)
-        lua_atpanic(w->L, worker_panic);
-    if (!w->base || !w->L || sendq_init(&w->sq, SENDQ_ITEMS, SENDQ_ARENA) != 0) {
+    w->package_path = config_package_path(cfg);
+    if (!w->base || !w->package_path || sendq_init(&w->sq, SENDQ_ITEMS, SENDQ_ARENA) != 0) {
         snprintf(err, errlen, "out of memory");
         goto fail;
     }
-    lua_State *L = w->L;
-    luaL_openlibs(L);
-    lbind_preload(L);
-    lua_pushlightuserdata(L, w);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &worker_key);
-    /* The budget hook, before any script runs: every coroutine inherits it. */
     w->budget_step = cfg->handler_budget <= 0 ? 0
                      : cfg->handler_budget < BUDGET_STEP ? (int)cfg->handler_budget
                                                          : BUDGET_STEP;
-    if (w->budget_step > 0)
-        lua_sethook(L, worker_hook, LUA_MASKCOUNT, w->budget_step);
     snprintf(w->timeout_text, sizeof w->timeout_text, "%g", cfg->handler_timeout);
-    if (w->budget_step > 0 || cfg->handler_timeout > 0)
-        worker_watch_coroutines(L, w);
     if (cfg->handler_timeout > 0 && worker_watchdog_start(w, err, errlen) != 0)
         goto fail;
-    path = config_package_path(cfg);
-    if (!path) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
-    }
-    lua_getglobal(L, "package");
-    lua_pushstring(L, path);
-    lua_setfield(L, -2, "path");
-    lua_pop(L, 1);
-    lua_settop(L, 0);
-    lua_pushcfunction(L, worker_traceback); /* stays at index 1 */
 
     w->listeners = calloc(cfg->nlisteners, sizeof *w->listeners);
     if (!w->listeners) {
@@ -606,7 +754,8 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
         struct wlistener *wl = &w->listeners[w->nlisteners++];
         wl->w = w;
         wl->cfg = &cfg->listeners[i];
-        wl->module_ref = wl->message_ref = wl->error_ref = wl->msg_ref = LUA_NOREF;
+        long long cap = config_handler_memory(cfg, wl->cfg);
+        wl->mem_limit = cap > 0 ? (size_t)cap : 0;
         wl->stats = stats_listener(d->stats, wl->cfg->name, slot);
         for (int c = 0; c < 2; c++) {
             wl->clients[c].fd = -1;
@@ -627,14 +776,19 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
                      wl->cfg->name, wl->cfg->batch, wl->cfg->size);
             goto fail;
         }
-        if (worker_load_handler(w, wl, err, errlen) != 0)
+        wl->rebuild_ev = event_new(w->base, -1, 0, worker_rebuild, wl);
+        if (!wl->rebuild_ev) {
+            snprintf(err, errlen, "out of memory");
             goto fail;
+        }
+        wl->st = worker_state_open(w, wl, err, errlen);
+        if (!wl->st)
+            goto fail;
+        worker_memory_gauge(wl);
     }
-    free(path);
     w->socks = NULL; /* the caller's set: read only while creating */
     return w;
 fail:
-    free(path);
     worker_destroy(w);
     return NULL;
 }
@@ -642,21 +796,13 @@ fail:
 /* Calls every handler's stop, once. */
 static void worker_call_stops(struct worker *w)
 {
-    if (w->stopped || !w->L)
+    if (w->stopped)
         return;
     w->stopped = 1;
-    lua_State *L = w->L;
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
-        if (wl->module_ref == LUA_NOREF)
-            continue;
-        lua_rawgeti(L, LUA_REGISTRYINDEX, wl->module_ref);
-        if (worker_field(L, -1, "stop") == LUA_TFUNCTION) {
-            lua_remove(L, -2);
-            worker_call(w, wl, 0, "stop");
-        } else {
-            lua_pop(L, 2);
-        }
+        if (wl->st)
+            worker_state_stop(w, wl, wl->st);
     }
     sendq_flush(w);
 }
@@ -710,15 +856,16 @@ void worker_destroy(struct worker *w)
     if (!w)
         return;
     worker_stop(w);
-    if (w->base && w->L)
+    if (w->base)
         worker_call_stops(w);
     /* Before the listeners' sockets go: finalizers (__gc) may still send, and timers' __gc
      * free their events (the base must still be there). */
-    if (w->L)
-        lua_close(w->L);
-    w->L = NULL;
-    lalloc_free(w->pool);
-    w->pool = NULL;
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        worker_state_close(w->listeners[i].st);
+        w->listeners[i].st = NULL;
+        if (w->listeners[i].rebuild_ev)
+            event_free(w->listeners[i].rebuild_ev);
+    }
     watchdog_stop(&w->wd);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
@@ -737,6 +884,7 @@ void worker_destroy(struct worker *w)
     }
     sendq_free(&w->sq, w->d->log);
     free(w->listeners);
+    free(w->package_path);
     if (w->base)
         event_base_free(w->base);
     free(w);

@@ -44,6 +44,22 @@ struct wsock {
     uint32_t *last_ovfl;      /* last SO_RXQ_OVFL total seen (the socket entry's) */
 };
 
+/* A listener's Lua state in one worker: its allocator (capped at handler_memory), the
+ * sandbox, its handler module and message object. Rebuilt as a whole (worker.c) when it
+ * stays over 80 % of its cap. */
+struct lstate {
+    struct wlistener *wl;
+    struct lalloc *pool;      /* L's memory */
+    lua_State *L;
+    int module_ref;           /* the handler's module table */
+    int message_ref;          /* its message function */
+    int error_ref;            /* its error function, or LUA_NOREF */
+    int msg_ref;              /* the reusable message object */
+    void *msg;                /* ... and its userdata (struct msg_obj *) */
+    char where[160];          /* file:line of the first allocation the cap refused in the
+                                 current call ("" if none) */
+};
+
 /* One listener as a worker serves it. */
 struct wlistener {
     struct worker *w;
@@ -53,11 +69,9 @@ struct wlistener {
     size_t nsocks;
     struct wsock clients[2];  /* unbound UDP sockets (IPv4, IPv6) for sends the listener's
                                  own sockets cannot make; fd -1 until first needed */
-    int module_ref;           /* the handler's module table */
-    int message_ref;          /* its message function */
-    int error_ref;            /* its error function, or LUA_NOREF */
-    int msg_ref;              /* the reusable message object */
-    void *msg;                /* ... and its userdata (struct msg_obj *) */
+    struct lstate *st;        /* its Lua state in this worker (NULL: another worker reads it) */
+    size_t mem_limit;         /* handler_memory in bytes, 0: no cap */
+    struct event *rebuild_ev; /* activated when st must be rebuilt, runs from the loop */
     struct recv_ring ring;    /* recv.batch buffers of recv.size, allocated once */
     struct ratelimit err_rl;  /* handler error log lines */
     struct ratelimit drop_rl; /* truncation / kernel drop log lines */
@@ -82,8 +96,8 @@ struct worker {
     int slot;
     struct event_base *base;
     struct event *stop_ev;    /* activated by another thread to stop this one */
-    struct lalloc *pool;      /* L's memory */
-    lua_State *L;
+    lua_State *cur_L;         /* the state whose protected call runs now (watchdog signal) */
+    char *package_path;       /* package.path of every state (rebuilds too) */
     pthread_t thread;
     int running;
     int stopped;              /* handlers' stop has been called */
@@ -129,6 +143,9 @@ void worker_destroy(struct worker *w);
 /* The worker that owns L. */
 struct worker *worker_of(lua_State *L);
 
+/* The listener whose state L is. */
+struct wlistener *wlistener_of(lua_State *L);
+
 /* Queues (or, outside a batch, sends at once) data from socket `ws` to `to`, leaving from
  * `from` on `ifindex` (from.ss_family == AF_UNSPEC: the kernel picks). Returns 0 or an errno
  * (ENOBUFS when the queue is full and blocked). */
@@ -152,9 +169,12 @@ void worker_flush(struct worker *w);
 /* 1 if d's destination is a broadcast address of this host (or the limited broadcast). */
 int worker_is_bcast(struct worker *w, const struct dgram *d);
 
-/* Calls the function below the nargs arguments on top of L's stack, under the handler
- * budget and the traceback handler, popping both. An error is logged (rate-limited, with
- * its traceback) and counted against wl (NULL: a timer). Returns 0, or -1 when it raised. */
+/* Calls the function below the nargs arguments on top of the stack of wl's state, under the
+ * handler's limits (time, budget, memory) and the traceback handler, popping both. An error
+ * is logged (rate-limited, with its traceback) and counted against wl (in handler_errors
+ * unless `what` is "timer"). After a stopped call the state is collected and freed memory
+ * given back; a state still over 80 % of handler_memory is rebuilt at the loop's next turn.
+ * Returns 0, or -1 when it raised. */
 int worker_call(struct worker *w, struct wlistener *wl, int nargs, const char *what);
 
 #endif

@@ -136,13 +136,18 @@ local function shell_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
+-- mkdir -p: in C where the module is (the daemon's sandbox has no os.execute), else a shell.
+local make_dir = has_file and file_mod.mkdir or function(dir)
+  return os_execute("mkdir -p -- " .. shell_quote(dir) .. " 2>/dev/null")
+end
+
 -- Opens path for appending, unbuffered: each f:write is one write(2) of whole lines.
 local function open_file(path, mkdir)
   local f, err = io_open(path, "a")
   if not f and mkdir and find(err or "", "No such file or directory", 1, true) then
     local dir = path:match("^(.*)/[^/]*$")
     if dir and dir ~= "" then
-      os_execute("mkdir -p -- " .. shell_quote(dir) .. " 2>/dev/null")
+      make_dir(dir)
       f, err = io_open(path, "a")
     end
   end
