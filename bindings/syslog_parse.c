@@ -63,6 +63,14 @@ static size_t run_end(const struct px *x, size_t i, bool (*cls)(int))
     return i - 1;
 }
 
+/* The first index from i (bounded by n) that does not hold a space. */
+static size_t skip_spaces(const struct px *x, size_t i, size_t n)
+{
+    while (i <= n && at(x, i) == ' ')
+        i++;
+    return i;
+}
+
 static inline int two_digits(const struct px *x, size_t i)
 {
     return (at(x, i) - '0') * 10 + (at(x, i + 1) - '0');
@@ -635,17 +643,24 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
     return true;
 }
 
-/* parse_tag: "TAG[pid]:", "TAG:" or "TAG[pid]" at p, then a space or the end. Sets app_name
- * and procid and returns the index of the text after it, or p when there is no tag. */
+/* parse_tag: the TAG at p as rsyslog and syslog-ng read it: "TAG[pid]:", "TAG[pid]", "TAG:"
+ * or a bare "TAG" followed by a space or the end (TAG up to 255 bytes); after ':' or ']' the
+ * text may follow without a space. Sets app_name and procid and returns the index of the
+ * text after it (one space skipped), or p when there is no tag. */
 static size_t parse_tag(struct px *x, size_t p, size_t n)
 {
     size_t te = run_end(x, p, is_tag);
-    if (te < p || te - p >= 48)
+    if (te < p || te - p >= 255)
         return p;
     size_t e = te + 1;
     bool has_pid = false;
     size_t pid_from = 0, pid_to = 0;
     int c = at(x, e);
+    if (e > n || c == ' ') { /* a bare TAG: "tag This msg", "-- MARK --", a lone word */
+        x->rec->has_app_name = true;
+        x->rec->app_name = span(p, te);
+        return e + 1;
+    }
     if (c == '[') {
         size_t pe = run_end(x, e + 1, is_pid);
         if (at(x, pe + 1) != ']' || pe - e > 128)
@@ -663,15 +678,15 @@ static size_t parse_tag(struct px *x, size_t p, size_t n)
     } else {
         return p;
     }
-    if (e <= n && at(x, e) != ' ')
-        return p;
     x->rec->has_app_name = true;
     x->rec->app_name = span(p, te);
     if (has_pid) {
         x->rec->has_procid = true;
         x->rec->procid = span(pid_from, pid_to);
     }
-    return e + 1;
+    if (e <= n && at(x, e) == ' ')
+        return e + 1;
+    return e;
 }
 
 /* Cisco "^%%([%w_][%w_%-]-)%-(%d)%-([%w_]+):" at p (the '%'). */
@@ -702,6 +717,8 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
 {
     struct syslog_rec *rec = x->rec;
     bool cisco_prefix = false;
+    if (has_pri) /* stray spaces after the PRI: "<167> Mar  7 ...", "<15> openvpn[2499]: ..." */
+        p = skip_spaces(x, p, n);
     int c = at(x, p);
     if (has_pri && c >= '0' && c <= ':') { /* a digit or ':' */
         size_t de = run_end(x, p, is_digit); /* "^%d+: " */
@@ -740,7 +757,7 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
         }
     }
     if (have_q) {
-        p = t.q;
+        p = skip_spaces(x, t.q, n); /* stray spaces after the time */
         if (!t.cisco_colon) {
             /* HOSTNAME, unless the word is really the TAG: "^[!-~]+ " */
             size_t he = run_end(x, p, is_print);
@@ -749,7 +766,7 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
                 if (last != ':' && last != ']') {
                     rec->has_hostname = true;
                     rec->hostname = span(p, he);
-                    p = he + 2;
+                    p = skip_spaces(x, he + 2, n); /* stray spaces after it */
                 }
             }
         }

@@ -125,11 +125,11 @@ describe("syslog_parse", function()
           expect(parse, "Use the BFG!", { format = "unknown", msg = "Use the BFG!" })
         end)
 
-        it("example 2 as relayed: an IP address as HOSTNAME and no TAG", function()
+        it("example 2 as relayed: an IP address as HOSTNAME, the first word as TAG", function()
           expect(parse, "<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!", {
             format = "rfc3164", pri = 13, facility = 1, severity = 5, facility_name = "user",
             severity_name = "notice", timestamp = "2024-02-05T17:32:18", hostname = "10.0.0.99",
-            msg = "Use the BFG!" })
+            app_name = "Use", msg = "the BFG!" })
         end)
 
         it("example 3: the word after the time is the HOSTNAME, as the RFC says", function()
@@ -139,7 +139,8 @@ describe("syslog_parse", function()
           expect(parse, "<165>Aug 24 05:34:00 CST " .. text, {
             format = "rfc3164", pri = 165, facility = 20, severity = 5,
             facility_name = "local4", severity_name = "notice",
-            timestamp = "2023-08-24T05:34:00", hostname = "CST", msg = text })
+            timestamp = "2023-08-24T05:34:00", hostname = "CST", app_name = "1987",
+            msg = text:sub(6) })
         end)
 
         it("example 4: a timestamp in no known form leaves everything in MSG", function()
@@ -147,7 +148,7 @@ describe("syslog_parse", function()
             .. "sched[0]: That's All Folks!"
           expect(parse, "<0>" .. text, {
             format = "rfc3164", pri = 0, facility = 0, severity = 0, facility_name = "kern",
-            severity_name = "emerg", msg = text })
+            severity_name = "emerg", app_name = "1990", msg = text:sub(6) })
         end)
 
         it("example 4 as relayed: the relay's header in front of the original", function()
@@ -156,7 +157,7 @@ describe("syslog_parse", function()
           expect(parse, "<0>Oct 22 10:52:12 scapegoat " .. text, {
             format = "rfc3164", pri = 0, facility = 0, severity = 0, facility_name = "kern",
             severity_name = "emerg", timestamp = "2023-10-22T10:52:12",
-            hostname = "scapegoat", msg = text })
+            hostname = "scapegoat", app_name = "1990", msg = text:sub(6) })
         end)
       end)
 
@@ -290,11 +291,11 @@ describe("syslog_parse", function()
             { format = "rfc3164", pri = 13, facility = 1, severity = 5, facility_name = "user",
               severity_name = "notice", timestamp = "2024-03-05T11:00:00", hostname = "host",
               app_name = "sshd", procid = "12", msg = "no colon here" } },
-          { "no TAG after the HOSTNAME",
+          { "'-- MARK --': '--' is the TAG, as rsyslog and syslog-ng read it",
             "<13>Mar  5 11:00:00 host -- MARK --",
             { format = "rfc3164", pri = 13, facility = 1, severity = 5, facility_name = "user",
               severity_name = "notice", timestamp = "2024-03-05T11:00:00", hostname = "host",
-              msg = "-- MARK --" } },
+              app_name = "--", msg = "MARK --" } },
           { "no PRI but a header: user.notice, parsed as 3164",
             "Mar  5 11:00:00 host app: text",
             { format = "rfc3164", timestamp = "2024-03-05T11:00:00", hostname = "host",
@@ -333,7 +334,7 @@ describe("syslog_parse", function()
           { "'1 ' after PRI without an RFC 3339 timestamp is RFC 3164 content",
             "<13>1 yesterday host app - - - msg",
             { format = "rfc3164", pri = 13, facility = 1, severity = 5, facility_name = "user",
-              severity_name = "notice", msg = "1 yesterday host app - - - msg" } },
+              severity_name = "notice", app_name = "1", msg = "yesterday host app - - - msg" } },
         }
         for _, case in ipairs(cases) do
           it(case[1], function()
@@ -350,8 +351,10 @@ describe("syslog_parse", function()
         end)
 
         it("reports a PRI of four digits or none as a bad pri", function()
-          expect(parse, "<0013>x", { format = "rfc3164", msg = "x", parse_error = "bad pri" })
-          expect(parse, "<>x", { format = "rfc3164", msg = "x", parse_error = "bad pri" })
+          expect(parse, "<0013>x", { format = "rfc3164", app_name = "x", msg = "",
+            parse_error = "bad pri" })
+          expect(parse, "<>x", { format = "rfc3164", app_name = "x", msg = "",
+            parse_error = "bad pri" })
         end)
 
         it("reads an unclosed '<' as text without PRI", function()

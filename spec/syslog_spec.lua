@@ -211,7 +211,8 @@ describe("syslog handler", function()
       -- in no fixed order, so each is found by its message
       assert.are.equal("a", record_with_msg(recs, "one").app_name)
       assert.are.equal("b", record_with_msg(recs, "two").app_name)
-      local bad = record_with_msg(recs, "pri out of range \u{fffd}")
+      local bad = record_with_msg(recs, "out of range \u{fffd}") -- TAG "pri"
+      assert.are.equal("pri", bad.app_name)
       assert.are.equal("pri out of range", bad.parse_error)
       assert.are.equal(output_jsonl.base64("<999>pri out of range \255"), bad.raw_b64)
       assert.is_nil(bad.pri)

@@ -420,15 +420,21 @@ local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
   return q, cisco_colon
 end
 
--- "TAG[pid]:", "TAG:" or "TAG[pid]" at p, then a space or the end (TAG: 1 to 48 bytes of
--- printable ASCII but ':' '[' ']'; pid: up to 128 bytes of printable ASCII but '[' ']').
--- Sets app_name and procid and returns the index of the message text after it, or returns
--- p when there is no tag. Runs of allowed bytes are measured first, so nothing backtracks.
+-- The TAG at p, as rsyslog and syslog-ng read it: "TAG[pid]:", "TAG[pid]", "TAG:" or a bare
+-- "TAG" (TAG: 1 to 255 bytes of printable ASCII but ':' '[' ']'; pid: up to 128 bytes of
+-- printable ASCII but '[' ']'). A bare TAG must be followed by a space or the end; after a
+-- ':' or ']' the text may follow without a space ("tag:msgnum:3"). Sets app_name and procid
+-- and returns the index of the message text after it (one space skipped), or p when there
+-- is no tag. Runs of allowed bytes are measured first, so nothing backtracks.
 local function parse_tag(rec, data, p, n)
   local _, te = find(data, "^[!-9;-Z\\^-~]*", p)
-  if not te or te < p or te - p >= 48 then return p end
+  if not te or te < p or te - p >= 255 then return p end
   local e, pid = te + 1, nil
   local c = byte(data, e)
+  if e > n or c == 32 then -- a bare TAG: "tag This msg", "-- MARK --", a lone word
+    rec.app_name = sub(data, p, te)
+    return e + 1
+  end
   if c == 91 then -- '['
     local _, pe = find(data, "^[!-Z\\^-~]*", e + 1)
     if byte(data, pe + 1) ~= 93 or pe - e > 128 then return p end
@@ -440,14 +446,17 @@ local function parse_tag(rec, data, p, n)
   else
     return p
   end
-  if e <= n and byte(data, e) ~= 32 then return p end -- e: the byte after the tag
   rec.app_name, rec.procid = sub(data, p, te), pid
-  return e + 1
+  if e <= n and byte(data, e) == 32 then return e + 1 end
+  return e
 end
 
 -- Parses from p (after PRI, if any) as RFC 3164 / BSD / Cisco.
 local function parse_3164(rec, data, p, n, has_pri, now, tz)
   local cisco_prefix = false
+  if has_pri then -- stray spaces after the PRI: "<167> Mar  7 ...", "<15> openvpn[2499]: ..."
+    while p <= n and byte(data, p) == 32 do p = p + 1 end
+  end
   local c = byte(data, p)
   if has_pri and c and c <= 58 and c >= 48 then -- a digit or ':'
     local _, e = find(data, "^%d+: ", p) -- Cisco sequence number
@@ -472,6 +481,7 @@ local function parse_3164(rec, data, p, n, has_pri, now, tz)
   end
   if q then
     p = q
+    while p <= n and byte(data, p) == 32 do p = p + 1 end -- stray spaces after the time
     if not cisco_colon then
       -- HOSTNAME, unless the word is really the TAG (local syslog(3) sends no hostname)
       local _, he = find(data, "^[!-~]+ ", p)
@@ -480,6 +490,7 @@ local function parse_3164(rec, data, p, n, has_pri, now, tz)
         if last ~= 58 and last ~= 93 then -- ':' ']'
           rec.hostname = sub(data, p, he - 1)
           p = he + 1
+          while p <= n and byte(data, p) == 32 do p = p + 1 end -- stray spaces after it
         end
       end
     end
