@@ -712,6 +712,21 @@ static void parse_cisco(struct px *x, size_t p)
     }
 }
 
+/* Whether data[p..e] (1-based, inclusive) looks like an IPv6 address: hex digits, '.' and
+ * at least two ':'. */
+static bool is_ipv6ish(const struct px *x, size_t p, size_t e)
+{
+    int colons = 0;
+    for (size_t i = p; i <= e; i++) {
+        int c = at(x, i);
+        if (c == ':')
+            colons++;
+        else if (!is_digit(c) && c != '.' && !((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+            return false;
+    }
+    return colons >= 2;
+}
+
 /* parse_3164: from p (after PRI, if any) as RFC 3164 / BSD / Cisco. */
 static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
 {
@@ -763,7 +778,8 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
             size_t he = run_end(x, p, is_print);
             if (he >= p && at(x, he + 1) == ' ') {
                 int last = at(x, he);
-                if (last != ':' && last != ']') {
+                /* an IPv6 address ending in "::" is a HOSTNAME, not a TAG */
+                if ((last != ':' && last != ']') || is_ipv6ish(x, p, he)) {
                     rec->has_hostname = true;
                     rec->hostname = span(p, he);
                     p = skip_spaces(x, he + 2, n); /* stray spaces after it */

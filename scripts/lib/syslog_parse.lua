@@ -451,6 +451,15 @@ local function parse_tag(rec, data, p, n)
   return e
 end
 
+-- Whether data[p..e] looks like an IPv6 address: hex digits, '.' and at least two ':'.
+local function is_ipv6ish(data, p, e)
+  local _, xe = find(data, "^[%x:%.]+", p)
+  if xe ~= e then return false end
+  local c1 = find(data, ":", p, true)
+  local c2 = c1 and find(data, ":", c1 + 1, true)
+  return c2 ~= nil and c2 <= e
+end
+
 -- Parses from p (after PRI, if any) as RFC 3164 / BSD / Cisco.
 local function parse_3164(rec, data, p, n, has_pri, now, tz)
   local cisco_prefix = false
@@ -487,7 +496,8 @@ local function parse_3164(rec, data, p, n, has_pri, now, tz)
       local _, he = find(data, "^[!-~]+ ", p)
       if he then
         local last = byte(data, he - 1)
-        if last ~= 58 and last ~= 93 then -- ':' ']'
+        -- an IPv6 address ending in "::" is a HOSTNAME, not a TAG
+        if (last ~= 58 and last ~= 93) or is_ipv6ish(data, p, he - 1) then -- ':' ']'
           rec.hostname = sub(data, p, he - 1)
           p = he + 1
           while p <= n and byte(data, p) == 32 do p = p + 1 end -- stray spaces after it
