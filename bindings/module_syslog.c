@@ -192,6 +192,10 @@ static void slc_push_record(lua_State *L, const struct syslog_rec *rec, int data
         slc_set_span(L, rec, rec->msgid, "msgid");
     if (rec->has_sd)
         slc_set_sd(L, rec);
+    if (rec->sd_lenient) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "sd_lenient");
+    }
     slc_set_span(L, rec, rec->msg, "msg");
     if (rec->bom) {
         lua_pushboolean(L, 1);

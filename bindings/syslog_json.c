@@ -440,6 +440,8 @@ size_t syslog_json_line(const struct syslog_rec *rec, const struct syslog_json_e
     }
     if (rec->has_sd)
         jb_sd(b, rec);
+    if (rec->sd_lenient)
+        JB_KEY(b, ",\"sd_lenient\":true");
     JB_KEY(b, ",\"msg\":");
     jb_span(b, rec, rec->msg);
     if (rec->bom)

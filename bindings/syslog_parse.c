@@ -149,33 +149,45 @@ struct wall {
     double f;
 };
 
-/* "^%.%d+" at i, at most 9 digits: its last index into *fe and its value into *val; false
- * when absent or longer. */
+/* "^%.%d+" at i: its last index into *fe and the value of its first 9 digits (those that
+ * fit; the rest are read past and dropped) into *val; false when there is no digit. */
 static bool fraction(const struct px *x, size_t i, size_t *fe, double *val)
 {
     size_t e = run_end(x, i + 1, is_digit);
     size_t k = e - i; /* digits */
-    if (k == 0 || k > 9)
+    if (k == 0)
         return false;
+    if (k > 9)
+        k = 9;
     uint32_t v = 0;
-    for (size_t j = i + 1; j <= e; j++)
+    for (size_t j = i + 1; j <= i + k; j++)
         v = v * 10 + (uint32_t)(at(x, j) - '0');
     *fe = e;
     *val = (double)v / pow10_table[k]; /* correctly rounded, as strtod (Lua's tonumber) */
     return true;
 }
 
-/* parse_rfc3339: an RFC 3339 date-time at p. Returns false when there is none; else its last
- * index, its wall-clock seconds, and its offset (*has_off false when it has none). */
-static bool parse_rfc3339(const struct px *x, size_t p, size_t *te, struct wall *w,
-                          bool *has_off, int32_t *off)
+/* An RFC 3339 date-time read by parse_rfc3339: its last index, its wall-clock seconds, its
+ * offset (has_off false when it has none), and the fraction digits past the ninth, which
+ * its text drops: data[cut_from .. cut_to] (cut_to < cut_from when none). */
+struct iso_time {
+    size_t te, cut_from, cut_to;
+    struct wall w;
+    bool has_off;
+    int32_t off;
+};
+
+/* parse_rfc3339: an RFC 3339 date-time at p, also with a space for 'T' and an offset
+ * without its colon ("+0100"). false when there is none. */
+static bool parse_rfc3339(const struct px *x, size_t p, struct iso_time *t)
 {
-    /* "^%d%d%d%d%-%d%d%-%d%d[Tt]%d%d:%d%d:%d%d" */
+    /* "^%d%d%d%d%-%d%d%-%d%d[Tt ]%d%d:%d%d:%d%d" */
     static const char shape[] = "dddd-dd-ddTdd:dd:dd";
     for (size_t k = 0; k < sizeof shape - 1; k++) {
         int c = at(x, p + k);
-        bool ok = shape[k] == 'd' ? is_digit(c) : shape[k] == 'T' ? (c == 'T' || c == 't')
-                                                                   : c == shape[k];
+        bool ok = shape[k] == 'd' ? is_digit(c)
+                  : shape[k] == 'T' ? (c == 'T' || c == 't' || c == ' ')
+                                    : c == shape[k];
         if (!ok)
             return false;
     }
@@ -186,8 +198,11 @@ static bool parse_rfc3339(const struct px *x, size_t p, size_t *te, struct wall 
     if (mon < 1 || mon > 12 || d < 1 || d > days_in_month(y, mon) || h > 23 || mi > 59 ||
         s > 60)
         return false;
+    struct wall *w = &t->w;
     w->is_float = false;
     w->i = days_from_civil(y, mon, d) * DAY + h * 3600 + mi * 60 + s;
+    t->cut_from = 1;
+    t->cut_to = 0;
     if (at(x, e + 1) == '.') {
         size_t fe;
         double frac;
@@ -195,28 +210,33 @@ static bool parse_rfc3339(const struct px *x, size_t p, size_t *te, struct wall 
             return false;
         w->is_float = true;
         w->f = (double)w->i + frac;
+        if (fe > e + 10) {
+            t->cut_from = e + 11;
+            t->cut_to = fe;
+        }
         e = fe;
     }
     int c = at(x, e + 1);
     if (c == 'Z' || c == 'z') {
-        *te = e + 1;
-        *has_off = true;
-        *off = 0;
+        t->te = e + 1;
+        t->has_off = true;
+        t->off = 0;
         return true;
     }
-    /* "^[+-]%d%d:%d%d" */
+    /* "^[+-]%d%d:?%d%d" */
+    size_t m = at(x, e + 4) == ':' ? e + 5 : e + 4; /* the minutes */
     if (!((c == '+' || c == '-') && is_digit(at(x, e + 2)) && is_digit(at(x, e + 3)) &&
-          at(x, e + 4) == ':' && is_digit(at(x, e + 5)) && is_digit(at(x, e + 6)))) {
-        *te = e;
-        *has_off = false;
+          is_digit(at(x, m)) && is_digit(at(x, m + 1)))) {
+        t->te = e;
+        t->has_off = false;
         return true;
     }
-    int oh = two_digits(x, e + 2), om = two_digits(x, e + 5);
+    int oh = two_digits(x, e + 2), om = two_digits(x, m);
     if (oh > 23 || om > 59)
         return false;
-    *te = e + 6;
-    *has_off = true;
-    *off = (c == '+' ? 1 : -1) * (oh * 3600 + om * 60);
+    t->te = m + 1;
+    t->has_off = true;
+    t->off = (c == '+' ? 1 : -1) * (oh * 3600 + om * 60);
     return true;
 }
 
@@ -267,12 +287,30 @@ static void ts_add_offset(struct syslog_rec *rec, bool has_off, int32_t off)
     ts_add(rec, buf, 6);
 }
 
-static void ts_set_span(struct syslog_rec *rec, const struct px *x, size_t from, size_t to)
+/* set_iso_timestamp: timestamp and time from the RFC 3339 date-time t read at p: its text as
+ * sent but with 'T' for a space and at most 9 fraction digits, plus the listener's zone
+ * when it has no offset (time then only when the zone is known). */
+static void set_iso_timestamp(const struct px *x, size_t p, const struct iso_time *t)
 {
+    struct syslog_rec *rec = x->rec;
     rec->has_timestamp = true;
     rec->ts_len = 0;
     rec->ts_text[0] = '\0';
-    ts_add(rec, x->d + from - 1, to - from + 1);
+    if (t->cut_to >= t->cut_from) {
+        ts_add(rec, x->d + p - 1, t->cut_from - p);
+        ts_add(rec, x->d + t->cut_to, t->te - t->cut_to);
+    } else {
+        ts_add(rec, x->d + p - 1, t->te - p + 1);
+    }
+    if (rec->ts_text[10] == ' ')
+        rec->ts_text[10] = 'T';
+    if (t->has_off) {
+        set_time(rec, &t->w, t->off);
+    } else {
+        ts_add_offset(rec, x->has_tz, x->tz);
+        if (x->has_tz)
+            set_time(rec, &t->w, x->tz);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -348,8 +386,9 @@ static void parse_5424_sd(struct px *x, size_t p, size_t n)
         struct syslog_sd_item item;
         enum syslog_sd_kind k;
         syslog_sd_begin(&it, x->d, x->len, p);
+        bool lenient = false;
         while ((k = syslog_sd_next(&it, &item)) == SYSLOG_SD_ELEMENT || k == SYSLOG_SD_PARAM)
-            ;
+            lenient |= k == SYSLOG_SD_PARAM && item.lenient;
         if (k == SYSLOG_SD_ERROR) {
             set_error(rec, SYSLOG_ERR_SD, item.at);
             finish_msg(x, sd_start, n);
@@ -357,6 +396,7 @@ static void parse_5424_sd(struct px *x, size_t p, size_t n)
         }
         p = item.at;
         rec->has_sd = true;
+        rec->sd_lenient = lenient;
         rec->sd = span(sd_start, p - 1);
     } else {
         set_error(rec, SYSLOG_ERR_SD, p);
@@ -365,6 +405,7 @@ static void parse_5424_sd(struct px *x, size_t p, size_t n)
     }
     if (p <= n && at(x, p) != ' ') {
         rec->has_sd = false;
+        rec->sd_lenient = false;
         rec->sd = span(1, 0);
         set_error(rec, SYSLOG_ERR_SD, p);
         finish_msg(x, sd_start, n);
@@ -379,23 +420,39 @@ static void parse_5424_sd(struct px *x, size_t p, size_t n)
         finish_msg(x, p + 1, n);
 }
 
+/* "^%d%d%d%d%-%d": the start of a date, read as a TIMESTAMP that must parse. */
+static bool looks_like_date(const struct px *x, size_t p)
+{
+    return is_digit(at(x, p)) && is_digit(at(x, p + 1)) && is_digit(at(x, p + 2)) &&
+           is_digit(at(x, p + 3)) && at(x, p + 4) == '-' && is_digit(at(x, p + 5));
+}
+
+/* The last index of the word at p: up to the next space or n. */
+static size_t word_end(const struct px *x, size_t p, size_t n)
+{
+    while (p <= n && at(x, p) != ' ')
+        p++;
+    return p - 1;
+}
+
 /* parse_5424: what follows "<PRI>1 " at p. false (rec untouched) when the next word is
- * neither NILVALUE nor an RFC 3339 timestamp with an offset. */
+ * neither NILVALUE, nor an RFC 3339 timestamp, nor a date that does not read (an error). */
 static bool parse_5424(struct px *x, size_t p, size_t n)
 {
     struct syslog_rec *rec = x->rec;
     if (at(x, p) == '-' && at(x, p + 1) == ' ') {
         p += 2;
     } else {
-        size_t te;
-        struct wall w;
-        bool has_off;
-        int32_t off;
-        if (!parse_rfc3339(x, p, &te, &w, &has_off, &off) || !has_off || at(x, te + 1) != ' ')
+        struct iso_time t;
+        if (parse_rfc3339(x, p, &t) && at(x, t.te + 1) == ' ') {
+            set_iso_timestamp(x, p, &t);
+            p = t.te + 2;
+        } else if (looks_like_date(x, p)) { /* a date that does not read: say so, go on */
+            set_error(rec, SYSLOG_ERR_TIMESTAMP, p);
+            p = word_end(x, p, n) + 2;
+        } else {
             return false;
-        ts_set_span(rec, x, p, te);
-        set_time(rec, &w, off);
-        p = te + 2;
+        }
     }
     rec->format = SYSLOG_RFC5424;
     /* "^([!-~]+) ([!-~]+) ([!-~]+) ([!-~]+) " */
@@ -498,17 +555,13 @@ static size_t format_year(char *buf, int64_t y)
     return len;
 }
 
-/* A timestamp found by parse_3164_time: q is where the rest starts. */
-struct time3164 {
-    size_t q;
-    bool cisco_colon;
-};
-
 /* parse_3164_time: a timestamp at p ("Mmm dd hh:mm:ss", "Mmm dd yyyy hh:mm:ss" with a Cisco
  * '*' or '.' in front and ".mmm" and " ZONE:" after, RFC 3339, or after a Cisco prefix
- * "yyyy Mmm dd hh:mm:ss"). Fills timestamp/time; false when there is none. */
+ * "yyyy Mmm dd hh:mm:ss"). Fills timestamp/time and *out, where the rest starts (after a
+ * ':' or " ZONE:" Cisco puts after the time); false when there is none. A timestamp's shape
+ * with values that do not read is an error (bad TIMESTAMP), and *out is after it. */
 static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_prefix,
-                            struct time3164 *out)
+                            size_t *out)
 {
     struct syslog_rec *rec = x->rec;
     bool has_tz = x->has_tz;
@@ -522,23 +575,16 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
     int64_t y = 0;
     if (is_digit(c)) {
         if (at(x, p + 4) == '-') { /* ISO 8601 in 3164 position */
-            size_t te;
-            struct wall w;
-            bool has_off;
-            int32_t off;
-            if (!parse_rfc3339(x, p, &te, &w, &has_off, &off) ||
-                (te < n && at(x, te + 1) != ' '))
-                return false;
-            ts_set_span(rec, x, p, te);
-            if (has_off) {
-                set_time(rec, &w, off);
+            struct iso_time it;
+            if (parse_rfc3339(x, p, &it) && (it.te >= n || at(x, it.te + 1) == ' ')) {
+                set_iso_timestamp(x, p, &it);
+                *out = it.te + 2;
+            } else if (looks_like_date(x, p)) {
+                set_error(rec, SYSLOG_ERR_TIMESTAMP, p);
+                *out = word_end(x, p, n) + 2;
             } else {
-                ts_add_offset(rec, has_tz, tz);
-                if (has_tz)
-                    set_time(rec, &w, tz);
+                return false;
             }
-            out->q = te + 2;
-            out->cisco_colon = false;
             return true;
         }
         if (!after_cisco_prefix)
@@ -571,8 +617,11 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
         return false;
     int h = two_digits(x, hpos), mi = two_digits(x, hpos + 3), s = two_digits(x, hpos + 6);
     if (day < 1 || day > (has_year ? days_in_month(y, mon) : month_days[mon - 1]) || h > 23 ||
-        mi > 59 || s > 60)
-        return false;
+        mi > 59 || s > 60) { /* a timestamp's shape with values that do not read */
+        set_error(rec, SYSLOG_ERR_TIMESTAMP, p);
+        *out = word_end(x, hpos, n) + 2;
+        return true;
+    }
     size_t frac_from = 0, frac_to = 0;
     double frac = 0;
     if (at(x, e + 1) == '.') {
@@ -580,17 +629,15 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
         if (!fraction(x, e + 1, &fe, &frac))
             return false;
         frac_from = e + 1;
-        frac_to = fe;
+        frac_to = fe > e + 10 ? e + 10 : fe; /* the digits that fit: 9 */
         e = fe;
     }
     size_t q = e + 2;
-    bool cisco_colon = false;
     c = at(x, e + 1);
     if (c == ':') { /* "hh:mm:ss:" Cisco */
         if (e + 1 < n && at(x, e + 2) != ' ')
             return false;
         q = e + 3;
-        cisco_colon = true;
     } else if (c == ' ') {
         /* Cisco "hh:mm:ss UTC: %SYS-...": "^ (%u%u%u?%u?%u?): %%" */
         if (is_upper(at(x, e + 2))) {
@@ -599,8 +646,7 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
             if (k >= 2 && k <= 5 && at(x, ze + 1) == ':' && at(x, ze + 2) == ' ' &&
                 at(x, ze + 3) == '%') {
                 q = ze + 3;
-                cisco_colon = true;
-                const uint8_t *z = x->d + e + 1; /* the zone: data[e + 2 .. ze] */
+                        const uint8_t *z = x->d + e + 1; /* the zone: data[e + 2 .. ze] */
                 has_tz = k == 3 && (memcmp(z, "UTC", 3) == 0 || memcmp(z, "GMT", 3) == 0);
                 tz = 0;
             }
@@ -638,8 +684,7 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
         else
             rec->time_i = t;
     }
-    out->q = q;
-    out->cisco_colon = cisco_colon;
+    *out = q;
     return true;
 }
 
@@ -727,6 +772,75 @@ static bool is_ipv6ish(const struct px *x, size_t p, size_t e)
     return colons >= 2;
 }
 
+/* The last index of "^[!-9;-~]+" at p (p - 1 when empty): a word without ':'. */
+static size_t colonless_word_end(const struct px *x, size_t p)
+{
+    size_t e = p;
+    while (is_print(at(x, e)) && at(x, e) != ':')
+        e++;
+    return e - 1;
+}
+
+/* "^%d+: " at p, at most 15 digits: rec.seq, and the index after it (0 when absent). */
+static size_t cisco_seq(struct px *x, size_t p)
+{
+    size_t de = run_end(x, p, is_digit);
+    if (de < p || at(x, de + 1) != ':' || at(x, de + 2) != ' ' || de - p > 14)
+        return 0;
+    int64_t seq = 0;
+    for (size_t i = p; i <= de; i++)
+        seq = seq * 10 + (at(x, i) - '0');
+    x->rec->has_seq = true;
+    x->rec->seq = seq;
+    return de + 3;
+}
+
+/* Cisco with the host first: "HOST: SEQ: TIMESTAMP: ..." or "HOST SEQ: ..." followed by a
+ * timestamp or "%FAC-...". Sets hostname, seq and *t; false (rec untouched) otherwise. */
+static bool host_before_seq(struct px *x, size_t p, size_t n, size_t *t)
+{
+    size_t he = colonless_word_end(x, p);
+    if (he < p)
+        return false;
+    size_t s = he + 1;
+    if (at(x, s) == ':')
+        s++;
+    if (at(x, s) != ' ' || !is_digit(at(x, s + 1)))
+        return false;
+    struct syslog_rec saved = *x->rec;
+    size_t q = cisco_seq(x, s + 1);
+    bool found = false;
+    if (q && parse_3164_time(x, q, n, true, t)) {
+        found = true;
+    } else if (q && at(x, q) == '%') {
+        *t = q;
+        found = true;
+    }
+    if (!found) {
+        *x->rec = saved;
+        return false;
+    }
+    x->rec->has_hostname = true;
+    x->rec->hostname = span(p, he);
+    return true;
+}
+
+/* AIX relays "Message forwarded from HOST: TAG...": the original HOSTNAME (as rsyslog's
+ * pmaixforwardedfrom). Returns where the TAG starts, or p. */
+static size_t aix_forwarded_from(struct px *x, size_t p, size_t n)
+{
+    static const char prefix[] = "Message forwarded from ";
+    size_t k = sizeof prefix - 1;
+    if (p + k > n || memcmp(x->d + p - 1, prefix, k) != 0)
+        return p;
+    size_t he = colonless_word_end(x, p + k);
+    if (he < p + k || at(x, he + 1) != ':')
+        return p;
+    x->rec->has_hostname = true;
+    x->rec->hostname = span(p + k, he);
+    return skip_spaces(x, he + 2, n);
+}
+
 /* parse_3164: from p (after PRI, if any) as RFC 3164 / BSD / Cisco. */
 static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
 {
@@ -736,21 +850,16 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
         p = skip_spaces(x, p, n);
     int c = at(x, p);
     if (has_pri && c >= '0' && c <= ':') { /* a digit or ':' */
-        size_t de = run_end(x, p, is_digit); /* "^%d+: " */
-        if (de >= p && at(x, de + 1) == ':' && at(x, de + 2) == ' ' && de + 2 - p <= 16) {
-            int64_t seq = 0;
-            for (size_t i = p; i <= de; i++)
-                seq = seq * 10 + (at(x, i) - '0');
-            rec->has_seq = true;
-            rec->seq = seq;
-            p = de + 3;
+        size_t q = cisco_seq(x, p); /* "^%d+: " */
+        if (q) {
+            p = q;
             cisco_prefix = true;
         } else if (at(x, p) == ':' && at(x, p + 1) == ' ') { /* NX-OS ": " */
             p += 2;
             cisco_prefix = true;
         }
     }
-    struct time3164 t;
+    size_t t = 0;
     bool have_q = parse_3164_time(x, p, n, cisco_prefix, &t);
     if (!have_q && cisco_prefix) {
         /* "SEQ: HOST: TIMESTAMP: ..." or "SEQ: HOST: %FAC-..." (logging origin-id):
@@ -765,15 +874,19 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
                 rec->has_hostname = true;
                 rec->hostname = span(p, he - 2);
                 if (!have_q)
-                    t.q = he + 1;
+                    t = he + 1;
                 have_q = true;
-                t.cisco_colon = true;
             }
         }
     }
+    if (!have_q && has_pri && !cisco_prefix && host_before_seq(x, p, n, &t)) {
+        have_q = true;
+    }
     if (have_q) {
-        p = skip_spaces(x, t.q, n); /* stray spaces after the time */
-        if (!t.cisco_colon) {
+        p = skip_spaces(x, t, n); /* stray spaces after the time */
+        if (!rec->has_hostname) /* AIX "Message forwarded from HOST: " */
+            p = aix_forwarded_from(x, p, n);
+        if (!rec->has_hostname) { /* after "hh:mm:ss:" too, as rsyslog: "...: host tag: " */
             /* HOSTNAME, unless the word is really the TAG: "^[!-~]+ " */
             size_t he = run_end(x, p, is_print);
             if (he >= p && at(x, he + 1) == ' ') {
@@ -796,9 +909,9 @@ static void parse_3164(struct px *x, size_t p, size_t n, bool has_pri)
         p += 2;
         c = '%';
     }
-    if (c == '%')
+    if (c == '%') /* "%ASA-6-302013:" is the TAG, as the peers read it */
         parse_cisco(x, p);
-    else if (c >= 0)
+    if (c >= 0)
         p = parse_tag(x, p, n);
     finish_msg(x, p, n);
 }
@@ -905,6 +1018,7 @@ size_t syslog_error_text(const struct syslog_rec *rec, char *buf, size_t size)
         [SYSLOG_ERR_SD] = "bad structured data at byte ",
         [SYSLOG_ERR_UTF8_MSG] = "invalid UTF-8 in MSG at byte ",
         [SYSLOG_ERR_UTF8_SD] = "invalid UTF-8 in structured data at byte ",
+        [SYSLOG_ERR_TIMESTAMP] = "bad TIMESTAMP at byte ",
     };
     if (size == 0)
         return 0;
@@ -967,28 +1081,48 @@ enum syslog_sd_kind syslog_sd_next(struct syslog_sd_iter *it, struct syslog_sd_i
                 return sd_fail(it, item, p + 1);
             if (sd_at(it, ne + 1) != '=')
                 return sd_fail(it, item, ne + 1);
-            if (sd_at(it, ne + 2) != '"')
-                return sd_fail(it, item, ne + 2);
-            size_t q = ne + 3;
+            size_t v = ne + 2; /* the opening '"' */
+            item->lenient = false;
+            while (sd_at(it, v) == ' ') { /* lenient: spaces after '=' */
+                v++;
+                item->lenient = true;
+            }
+            item->name = span(p + 1, ne);
+            if (sd_at(it, v) != '"') { /* lenient: an unquoted value, up to ' ' or ']' */
+                size_t ve = v;
+                while (ve <= it->len && it->data[ve - 1] != ' ' && it->data[ve - 1] != ']')
+                    ve++;
+                if (ve > it->len)
+                    return sd_fail(it, item, v);
+                item->value = span(v, ve - 1);
+                item->escaped = false;
+                item->lenient = true;
+                it->p = ve;
+                return SYSLOG_SD_PARAM;
+            }
+            size_t q = v + 1;
             size_t dq = 0; /* the next '"' at or after q (1-based); len + 1: none */
             bool escaped = false;
-            for (;;) { /* one step per '"' or '\', as find(data, '["\\]', q) */
+            for (;;) { /* one step per '"', '\' or ']', as find(data, '["\\%]]', q) */
                 if (q > it->len)
-                    return sd_fail(it, item, ne + 2); /* unterminated value */
+                    return sd_fail(it, item, v); /* unterminated value */
                 if (dq < q) {
                     const uint8_t *f = memchr(it->data + q - 1, '"', it->len - q + 1);
                     dq = f ? (size_t)(f - it->data) + 1 : it->len + 1;
                 }
                 const uint8_t *bs = memchr(it->data + q - 1, '\\', dq - q);
+                size_t stop = bs ? (size_t)(bs - it->data) + 1 : dq;
+                const uint8_t *rb = memchr(it->data + q - 1, ']', stop - q);
+                if (rb) /* an unescaped ']' in a value: RFC 5424 forbids it */
+                    return sd_fail(it, item, (size_t)(rb - it->data) + 1);
                 if (bs) {
                     escaped = true;
-                    q = (size_t)(bs - it->data) + 1 + 2;
+                    q = stop + 2;
                     continue;
                 }
                 if (dq > it->len)
-                    return sd_fail(it, item, ne + 2);
-                item->name = span(p + 1, ne);
-                item->value = span(ne + 3, dq - 1);
+                    return sd_fail(it, item, v);
+                item->value = span(v + 1, dq - 1);
                 item->escaped = escaped;
                 it->p = dq + 1;
                 return SYSLOG_SD_PARAM;

@@ -27,6 +27,7 @@ enum syslog_error {
     SYSLOG_ERR_SD,           /* @ "bad structured data at byte N" */
     SYSLOG_ERR_UTF8_MSG,     /* @ "invalid UTF-8 in MSG at byte N" */
     SYSLOG_ERR_UTF8_SD,      /* @ "invalid UTF-8 in structured data at byte N" */
+    SYSLOG_ERR_TIMESTAMP,    /* @ "bad TIMESTAMP at byte N" */
 };
 
 /* Bytes data[off, off + len) of the datagram; absent fields have len 0 and their has_ flag
@@ -52,6 +53,7 @@ struct syslog_rec {
     bool time_is_float;      /* the timestamp had a fraction */
     bool has_hostname, has_app_name, has_procid, has_msgid;
     bool has_sd;             /* sd: the STRUCTURED-DATA text, '[' .. last ']' */
+    bool sd_lenient;         /* sd has a value unquoted or after "= " (read leniently) */
     bool has_seq;            /* Cisco sequence number */
     bool has_cisco;          /* "%FACILITY-SEV-MNEMONIC:" */
     uint8_t cisco_severity;  /* 0..9 */
@@ -66,7 +68,7 @@ struct syslog_rec {
 
 /* Parses data[0, len) received at epoch second `now` (the year of "Mmm dd" timestamps;
  * within SYSLOG_NOW_MAX of the epoch, as the Lua parser takes it). has_tz: tz_offset
- * (seconds east of UTC, -86400 < tz < 86400) is the zone of RFC 3164 timestamps. Never
+ * (seconds east of UTC, -86400 < tz < 86400) is the zone of timestamps without one. Never
  * fails: rec always describes the datagram (see syslog_parse.lua). */
 #define SYSLOG_NOW_MAX INT64_C(1000000000000)
 void syslog_parse(struct syslog_rec *rec, const uint8_t *data, size_t len, int64_t now,
@@ -77,7 +79,9 @@ void syslog_parse(struct syslog_rec *rec, const uint8_t *data, size_t len, int64
 size_t syslog_error_text(const struct syslog_rec *rec, char *buf, size_t size);
 
 /* Walks the STRUCTURED-DATA at data[p - 1] (p 1-based, the '['): one item per call. The
- * parser validates with it; readers walk rec->sd again (it is known good then). */
+ * parser validates with it; readers walk rec->sd again (it is known good then). An
+ * unescaped ']' in a quoted value is an ERROR; spaces after '=' and unquoted values are
+ * read (item.lenient). */
 enum syslog_sd_kind { SYSLOG_SD_ELEMENT, SYSLOG_SD_PARAM, SYSLOG_SD_END, SYSLOG_SD_ERROR };
 struct syslog_sd_iter {
     const uint8_t *data;
@@ -87,9 +91,11 @@ struct syslog_sd_iter {
 };
 struct syslog_sd_item {
     struct syslog_span id;    /* ELEMENT: the SD-ID */
-    struct syslog_span name;  /* PARAM: its name and value as sent (between the quotes) */
+    struct syslog_span name;  /* PARAM: its name and value as sent (between the quotes, or
+                               * unquoted: up to ' ' or ']') */
     struct syslog_span value;
     bool escaped;             /* PARAM: the value holds '\' (unescape with syslog_sd_unescape) */
+    bool lenient;             /* PARAM: sent unquoted or with spaces after '=' */
     size_t at;                /* END: the 1-based index after the last ']'; ERROR: the byte */
 };
 void syslog_sd_begin(struct syslog_sd_iter *it, const uint8_t *data, size_t len, size_t p);

@@ -12,7 +12,7 @@ listen "syslog" {
                                                      --   buffer_size = 65536, max_pending = }
     forward   = "192.0.2.10:514",                    -- or a list, or { to =, fill_hostname = }
     filter    = { severity = "info", exclude = { facility = "local7" } },  -- syslog_filter
-    tz_offset = "local",       -- zone of RFC 3164 timestamps: "local" or seconds east of UTC
+    tz_offset = "local",       -- zone of timestamps without one: "local" or seconds east of UTC
     raw       = "errors",      -- raw_b64 in the JSON: "errors" (default), "always", "never"
     encoder   = "c",           -- "c" (default): the line is written in C (luadgram.syslog),
                                -- byte-compatible with lua-cjson and about 3x faster;

@@ -91,6 +91,15 @@ describe("luadgram.syslog", function()
       end
     end)
 
+    it("writes sd_lenient and a bad TIMESTAMP as the handler did", function()
+      local line = check("<14>1 2024-03-05T11:00:00.123Z esxi01 Hostd - - [Originator@6876 "
+        .. 'sub=Vimsvc.TaskManager opID=abc-12 user= "vpxuser"] Task Created')
+      assert.is_true(json.decode(line).sd_lenient)
+      check("<13>1 2024-13-05T11:00:00Z host app - - bad month")
+      check("<13>2024-03-05 11:00:00.1234567890123 host app: iso in 3164, 13 digits")
+      check("<13>1 2024-03-05T11:00:00 host app - - no offset", { tz = 3600 })
+    end)
+
     it("leaves params out of SD elements without parameters, unescapes values", function()
       local line = check('<14>1 - - - - - [noparams@1][p@1 a="1" q="say \\"hi\\"" '
         .. 'b="back\\\\slash" c="br\\]acket" d="C:\\dir"] four')

@@ -19,7 +19,7 @@ local NOW = 1709640000 -- 2024-03-05T12:00:00Z, the reception time of every case
 -- Every field a record may have; expect() fails on any other.
 local FIELDS = { "raw", "format", "pri", "facility", "severity", "facility_name",
   "severity_name", "version", "timestamp", "time", "hostname", "app_name", "procid",
-  "msgid", "sd", "msg", "bom", "seq", "cisco", "parse_error" }
+  "msgid", "sd", "sd_lenient", "msg", "bom", "seq", "cisco", "parse_error" }
 local KNOWN = {}
 for _, k in ipairs(FIELDS) do KNOWN[k] = true end
 
@@ -225,7 +225,7 @@ describe("syslog_parse", function()
               facility_name = "local7", severity_name = "notice", seq = 123,
               timestamp = "2024-03-01T00:01:02.123Z", time = 1709251262.123,
               cisco = { facility = "SYS", severity = 5, mnemonic = "CONFIG_I" },
-              msg = "%SYS-5-CONFIG_I: Configured from console by vty0 (10.0.0.1)" } },
+              app_name = "%SYS-5-CONFIG_I", msg = "Configured from console by vty0 (10.0.0.1)" } },
           { "Cisco IOS: timestamp ending in a colon, no zone",
             "<187>45: Mar  1 00:10:15: %LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed "
               .. "state to down",
@@ -233,20 +233,20 @@ describe("syslog_parse", function()
               facility_name = "local7", severity_name = "err", seq = 45,
               timestamp = "2024-03-01T00:10:15",
               cisco = { facility = "LINK", severity = 3, mnemonic = "UPDOWN" },
-              msg = "%LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to down" } },
+              app_name = "%LINK-3-UPDOWN", msg = "Interface GigabitEthernet0/1, changed state to down" } },
           { "Cisco IOS with logging origin-id: HOSTNAME before the timestamp",
             "<189>46: R1: *Mar  1 00:10:15.001: %SYS-5-CONFIG_I: Configured",
             { format = "rfc3164", pri = 189, facility = 23, severity = 5,
               facility_name = "local7", severity_name = "notice", seq = 46, hostname = "R1",
               timestamp = "2024-03-01T00:10:15.001",
               cisco = { facility = "SYS", severity = 5, mnemonic = "CONFIG_I" },
-              msg = "%SYS-5-CONFIG_I: Configured" } },
+              app_name = "%SYS-5-CONFIG_I", msg = "Configured" } },
           { "Cisco IOS with origin-id and no timestamps",
             "<189>47: R1: %SYS-5-CONFIG_I: Configured",
             { format = "rfc3164", pri = 189, facility = 23, severity = 5,
               facility_name = "local7", severity_name = "notice", seq = 47, hostname = "R1",
               cisco = { facility = "SYS", severity = 5, mnemonic = "CONFIG_I" },
-              msg = "%SYS-5-CONFIG_I: Configured" } },
+              app_name = "%SYS-5-CONFIG_I", msg = "Configured" } },
           { "Cisco IOS XR: FACILITY-SUBFACILITY-SEV-MNEMONIC",
             "<187>12: *Mar  1 00:00:01: %PKT_INFRA-LINK-3-UPDOWN: Interface Gi0/0/0/0, changed "
               .. "state to Down",
@@ -254,27 +254,27 @@ describe("syslog_parse", function()
               facility_name = "local7", severity_name = "err", seq = 12,
               timestamp = "2024-03-01T00:00:01",
               cisco = { facility = "PKT_INFRA-LINK", severity = 3, mnemonic = "UPDOWN" },
-              msg = "%PKT_INFRA-LINK-3-UPDOWN: Interface Gi0/0/0/0, changed state to Down" } },
+              app_name = "%PKT_INFRA-LINK-3-UPDOWN", msg = "Interface Gi0/0/0/0, changed state to Down" } },
           { "Cisco NX-OS: empty sequence field, year first",
             "<189>: 2024 Jan 10 12:00:00 UTC: %ETHPORT-5-IF_UP: Interface Ethernet1/1 is up",
             { format = "rfc3164", pri = 189, facility = 23, severity = 5,
               facility_name = "local7", severity_name = "notice",
               timestamp = "2024-01-10T12:00:00Z", time = 1704888000,
               cisco = { facility = "ETHPORT", severity = 5, mnemonic = "IF_UP" },
-              msg = "%ETHPORT-5-IF_UP: Interface Ethernet1/1 is up" } },
+              app_name = "%ETHPORT-5-IF_UP", msg = "Interface Ethernet1/1 is up" } },
           { "Cisco ASA: year after the day, 'host : %ASA-'",
             "<166>Oct 10 2018 12:34:56 fw01 : %ASA-6-302013: Built inbound TCP connection 1",
             { format = "rfc3164", pri = 166, facility = 20, severity = 6,
               facility_name = "local4", severity_name = "info",
               timestamp = "2018-10-10T12:34:56", hostname = "fw01",
               cisco = { facility = "ASA", severity = 6, mnemonic = "302013" },
-              msg = "%ASA-6-302013: Built inbound TCP connection 1" } },
+              app_name = "%ASA-6-302013", msg = "Built inbound TCP connection 1" } },
           { "Cisco ASA without timestamp",
             "<166>%ASA-6-106023: Deny tcp src outside:1.2.3.4/5 dst inside:10.0.0.1/22",
             { format = "rfc3164", pri = 166, facility = 20, severity = 6,
               facility_name = "local4", severity_name = "info",
               cisco = { facility = "ASA", severity = 6, mnemonic = "106023" },
-              msg = "%ASA-6-106023: Deny tcp src outside:1.2.3.4/5 dst inside:10.0.0.1/22" } },
+              app_name = "%ASA-6-106023", msg = "Deny tcp src outside:1.2.3.4/5 dst inside:10.0.0.1/22" } },
           { "TAG: without pid (the kernel)",
             "<6>Mar  5 11:00:00 host kernel: [   12.345] usb 1-1: new device",
             { format = "rfc3164", pri = 6, facility = 0, severity = 6, facility_name = "kern",
@@ -407,11 +407,38 @@ describe("syslog_parse", function()
         end)
 
         it("makes an unterminated SD value an error and keeps the SD in MSG", function()
-          expect(parse, '<13>1 - h a - - [x@1 k="unterminated] msg', {
+          expect(parse, '<13>1 - h a - - [x@1 k="unterminated msg', {
             format = "rfc5424", version = 1, pri = 13, facility = 1, severity = 5,
             facility_name = "user", severity_name = "notice", hostname = "h", app_name = "a",
-            msg = '[x@1 k="unterminated] msg',
+            msg = '[x@1 k="unterminated msg',
             parse_error = "bad structured data at byte 24" })
+        end)
+
+        it("makes an unescaped ']' in an SD value an error (RFC 5424 §6.3.3) naming it", function()
+          expect(parse, '<13>1 - h a - - [x@1 k="a]b"] msg', {
+            format = "rfc5424", version = 1, pri = 13, facility = 1, severity = 5,
+            facility_name = "user", severity_name = "notice", hostname = "h", app_name = "a",
+            msg = '[x@1 k="a]b"] msg',
+            parse_error = "bad structured data at byte 26" })
+        end)
+
+        it("reads unquoted SD values and spaces after '=' leniently, and says so", function()
+          expect(parse, '<13>1 - h a - - [x@1 k=v1 j= "v 2" l=] msg', {
+            format = "rfc5424", version = 1, pri = 13, facility = 1, severity = 5,
+            facility_name = "user", severity_name = "notice", hostname = "h", app_name = "a",
+            sd = { sd("x@1", "k", "v1", "j", "v 2", "l", "") }, sd_lenient = true,
+            msg = "msg" })
+        end)
+
+        it("makes a date that does not read a bad TIMESTAMP, the header read on", function()
+          expect(parse, "<13>1 2024-02-30T10:00:00Z h a - - msg", {
+            format = "rfc5424", version = 1, pri = 13, facility = 1, severity = 5,
+            facility_name = "user", severity_name = "notice", hostname = "h", app_name = "a",
+            msg = "msg", parse_error = "bad TIMESTAMP at byte 7" })
+          expect(parse, "<13>Feb 30 10:00:00 h a: msg", {
+            format = "rfc3164", pri = 13, facility = 1, severity = 5,
+            facility_name = "user", severity_name = "notice", hostname = "h", app_name = "a",
+            msg = "msg", parse_error = "bad TIMESTAMP at byte 5" })
         end)
 
         it("makes text glued to an SD element an error", function()

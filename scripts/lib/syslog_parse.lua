@@ -23,34 +23,45 @@ API
                    from PRI; without a valid PRI, 1 "user" and 5 "notice" as RFC 3164
                    §4.3.3 says a relay must assume (PRI 13); pri stays nil then
     version        1 for RFC 5424, else nil
-    timestamp      ISO 8601 text. RFC 5424 and ISO timestamps in 3164 position: as sent.
-                   "Mmm dd hh:mm:ss": "YYYY-MM-DDThh:mm:ss[.frac]" with the year filled in
+    timestamp      ISO 8601 text. RFC 5424 and ISO timestamps in 3164 position: as sent,
+                   but 'T' for a space, at most 9 fraction digits (the rest dropped), and
+                   the zone appended ("Z" or "+hh:mm") when the time has no offset and
+                   opts.tz_offset gives one. "Mmm dd hh:mm:ss": "YYYY-MM-DDThh:mm:ss[.frac]"
+                   with the year filled in
                    (a date more than 7 days ahead of `now` is last year's, one more than 358
                    days behind is next year's, so December 31 received on January 1 keeps
                    the old year) and an offset appended only when the zone is known
                    (opts.tz_offset, or a Cisco "UTC"/"GMT" zone name): "Z" or "+hh:mm".
     time           epoch seconds (float when fractional); set exactly when the timestamp
-                   carries an offset, nil when the sender's zone is unknown
+                   carries an offset or the zone is known, nil otherwise
     hostname, app_name, procid, msgid
                    strings or nil (NILVALUE "-" gives nil). For 3164, app_name and procid
-                   come from "TAG[pid]:" or "TAG:"; the HOSTNAME is taken to be missing when
-                   the word after the timestamp ends in ":" or "]" (local syslog(3) sends none)
+                   come from "TAG[pid]:", "TAG:" or a bare "TAG"; the HOSTNAME is taken to be
+                   missing when the word after the timestamp ends in ":" or "]" (local
+                   syslog(3) sends none). AIX's "Message forwarded from HOST:" gives HOST;
+                   Cisco's "HOST: SEQ:" and "HOST SEQ:" give HOST and seq.
     sd             array of { id = "exampleSDID@32473", params = { {name=, value=}, ... } }
                    in message order, duplicates kept, values unescaped; nil when absent
+    sd_lenient     true when a value was read leniently: unquoted (up to ' ' or ']', as
+                   ESXi sends) or after spaces following '='; else nil
     msg            the message text, always a string: for 5424 the MSG, for 3164 what follows
                    the TAG; a UTF-8 BOM in front is removed and bom = true is set. Up to four
                    trailing LF/CR/NUL bytes (sent by many clients) are not part of it.
     seq            Cisco sequence number ("<189>123: ..."), or nil
     cisco          { facility = "SYS", severity = 5, mnemonic = "CONFIG_I" } for messages
-                   carrying "%FACILITY-SEV-MNEMONIC:" (msg still starts with it), or nil
+                   carrying "%FACILITY-SEV-MNEMONIC:", or nil; that word is also the TAG
+                   (app_name "%SYS-5-CONFIG_I"), as rsyslog and syslog-ng read it
     parse_error    nil, or the first problem found, e.g. "pri out of range", "bad pri",
                    "empty message", "bad HOSTNAME at byte 9", "truncated header",
-                   "bad structured data at byte 57", "invalid UTF-8 in MSG at byte 40",
+                   "bad TIMESTAMP at byte 7" (a date or "Mmm dd hh:mm:ss" whose values do
+                   not read; the header is read on after it),
+                   "bad structured data at byte 57" (also an unescaped ']' in a value),
+                   "invalid UTF-8 in MSG at byte 40",
                    "invalid UTF-8 in structured data at byte 30", "data is not a string".
                    Byte numbers are 1-based positions in raw. Nothing is dropped: on a
                    structured data error, msg holds everything from the SD field on.
-  Leniency: header fields may be longer than RFC 5424 allows, fractions may have up to 9
-  digits, and a "1 " after PRI whose next word is neither "-" nor an RFC 3339 timestamp is
+  Leniency: header fields may be longer than RFC 5424 allows, fractions may have any number
+  of digits, and a "1 " after PRI whose next word is neither "-" nor a date is
   read as RFC 3164 content. The RFC 3164 §5.4 examples read as a relay would: in
   "Aug 24 05:34:00 CST 1987 mymachine ..." the hostname is "CST".
 
@@ -104,7 +115,7 @@ local BOM = "\239\187\191"
 -- Printable US-ASCII except '=', ' ', ']' and '"': RFC 5424 SD-NAME.
 local SD_NAME = "^[!#-<>-\\^-~]+"
 local SD_NAME_BAD = "[^!#-<>-\\^-~]"
-local SD_PARAM = '^ ([!#-<>-\\^-~]+)="([^"\\]*)"'
+local SD_PARAM = '^ ([!#-<>-\\^-~]+)="([^"\\%]]*)"'
 
 ---------------------------------------------------------------------------------------
 -- Calendar arithmetic (proleptic Gregorian, UTC), so no os.time/os.date per message.
@@ -157,11 +168,13 @@ local function fill_year(mon, day, secs, wall_now)
   return y
 end
 
--- Parses an RFC 3339 date-time starting at p. Returns the index of its last byte, its
--- wall-clock seconds (as if UTC; float with a fraction) and its offset in seconds east of
--- UTC (nil when it has none), or nil when there is no valid date-time at p.
+-- Parses an RFC 3339 date-time starting at p (also with a space for 'T', and an offset
+-- without its colon: "+0100"). Returns the index of its last byte, its wall-clock seconds
+-- (as if UTC; float with a fraction, of which the first 9 digits count), its offset in
+-- seconds east of UTC (nil when it has none) and the range of fraction digits past the
+-- ninth, which its text drops (nil when none); or nil when there is no valid date-time at p.
 local function parse_rfc3339(data, p)
-  local _, e = find(data, "^%d%d%d%d%-%d%d%-%d%d[Tt]%d%d:%d%d:%d%d", p)
+  local _, e = find(data, "^%d%d%d%d%-%d%d%-%d%d[Tt ]%d%d:%d%d:%d%d", p)
   if not e then return nil end
   -- Digits by arithmetic on their bytes: one call instead of six captures and tonumbers.
   local y1, y2, y3, y4, _, m1, m2, _, d1, d2, _, h1, h2, _, i1, i2, _, s1, s2 = byte(data, p, e)
@@ -173,23 +186,53 @@ local function parse_rfc3339(data, p)
     return nil
   end
   local wall = days_from_civil(y, mon, d) * DAY + h * 3600 + mi * 60 + s
+  local cut_from, cut_to
   if byte(data, e + 1) == 46 then -- '.'
     local fs, fe = find(data, "^%.%d+", e + 1)
-    if not fe or fe - fs > 9 then return nil end
-    wall = wall + tonumber(sub(data, fs, fe))
+    if not fe then return nil end
+    if fe > fs + 9 then cut_from, cut_to = fs + 10, fe end
+    wall = wall + tonumber(sub(data, fs, cut_from and fs + 9 or fe))
     e = fe
   end
   local c = byte(data, e + 1)
   if c == 90 or c == 122 then -- 'Z' / 'z'
-    return e + 1, wall, 0
+    return e + 1, wall, 0, cut_from, cut_to
   end
-  local _, oe = find(data, "^[+-]%d%d:%d%d", e + 1)
-  if not oe then return e, wall, nil end
-  local sign, oh1, oh2, _, om1, om2 = byte(data, e + 1, oe)
+  local _, oe = find(data, "^[+-]%d%d:?%d%d", e + 1)
+  if not oe then return e, wall, nil, cut_from, cut_to end
+  local sign, oh1, oh2 = byte(data, e + 1, e + 3)
+  local om1, om2 = byte(data, oe - 1, oe)
   local oh, om = oh1 * 10 + oh2 - 528, om1 * 10 + om2 - 528
   if oh > 23 or om > 59 then return nil end
   local off = oh * 3600 + om * 60
-  return oe, wall, sign == 43 and off or -off -- '+'
+  return oe, wall, sign == 43 and off or -off, cut_from, cut_to -- '+'
+end
+
+-- Sets rec.timestamp and rec.time from the RFC 3339 date-time data[p..te] (parse_rfc3339's
+-- results): its text as sent but with 'T' for a space and at most 9 fraction digits, plus
+-- the zone tz when it has no offset (time then only when tz is known).
+local function set_iso_timestamp(rec, data, p, te, wall, off, cut_from, cut_to, tz)
+  local text = cut_from and sub(data, p, cut_from - 1) .. sub(data, cut_to + 1, te)
+    or sub(data, p, te)
+  if byte(text, 11) == 32 then text = sub(text, 1, 10) .. "T" .. sub(text, 12) end
+  if off then
+    rec.timestamp, rec.time = text, wall - off
+  else
+    rec.timestamp = text .. offset_string(tz)
+    if tz then rec.time = wall - tz end
+  end
+end
+
+-- "^%d%d%d%d%-%d": the start of a date, read as a TIMESTAMP that must parse.
+local function looks_like_date(data, p)
+  return find(data, "^%d%d%d%d%-%d", p) ~= nil
+end
+
+-- The last index of the word at p: up to the next space or n.
+local function word_end(data, p, n)
+  local s = find(data, " ", p, true)
+  if not s or s > n + 1 then return n end
+  return s - 1
 end
 
 ---------------------------------------------------------------------------------------
@@ -214,10 +257,12 @@ end
 ---------------------------------------------------------------------------------------
 -- RFC 5424
 
--- Parses SD-ELEMENTs from the '[' at p. Returns the array and the index after the last
--- ']', or nil and the index of the offending byte.
+-- Parses SD-ELEMENTs from the '[' at p. Returns the array, the index after the last ']'
+-- and whether a value was read leniently (unquoted, up to ' ' or ']', or after spaces
+-- following '='), or nil and the index of the offending byte (an unescaped ']' in a quoted
+-- value is one: RFC 5424 forbids it).
 local function parse_sd(data, p)
-  local sd, nsd = {}, 0
+  local sd, nsd, lenient = {}, 0, false
   repeat
     local _, e = find(data, SD_NAME, p + 1)
     if not e then return nil, p + 1 end
@@ -226,24 +271,33 @@ local function parse_sd(data, p)
     sd[nsd] = { id = sub(data, p + 1, e), params = params }
     p = e + 1
     while byte(data, p) == 32 do
-      -- Fast path: a value without backslashes, in one match.
+      -- Fast path: a quoted value without backslashes or ']', in one match.
       local _, pe, name, value = find(data, SD_PARAM, p)
       if not pe then
         local ne
         _, ne = find(data, SD_NAME, p + 1)
         if not ne then return nil, p + 1 end
         if byte(data, ne + 1) ~= 61 then return nil, ne + 1 end    -- '='
-        if byte(data, ne + 2) ~= 34 then return nil, ne + 2 end    -- '"'
-        local q, qe = ne + 3, nil
-        while true do -- one step per '"' or '', not per byte
-          qe = find(data, '["\\]', q)
-          if not qe then return nil, ne + 2 end                    -- unterminated value
-          if byte(data, qe) == 34 then break end
-          q = qe + 2
-        end
+        local v = ne + 2                                            -- the opening '"'
+        while byte(data, v) == 32 do v, lenient = v + 1, true end
         name = sub(data, p + 1, ne)
-        value = gsub(sub(data, ne + 3, qe - 1), '\\(["\\%]])', "%1")
-        pe = qe
+        if byte(data, v) ~= 34 then                                 -- unquoted
+          local ve = find(data, "[ %]]", v)
+          if not ve then return nil, v end
+          value, pe, lenient = sub(data, v, ve - 1), ve - 1, true
+        else
+          local q, qe = v + 1, nil
+          while true do -- one step per '"', '\\' or ']', not per byte
+            qe = find(data, '["\\%]]', q)
+            if not qe then return nil, v end                        -- unterminated value
+            local c = byte(data, qe)
+            if c == 34 then break end
+            if c == 93 then return nil, qe end                      -- an unescaped ']'
+            q = qe + 2
+          end
+          value = gsub(sub(data, v + 1, qe - 1), '\\(["\\%]])', "%1")
+          pe = qe
+        end
       end
       nparams = nparams + 1
       params[nparams] = { name = name, value = value }
@@ -252,7 +306,7 @@ local function parse_sd(data, p)
     if byte(data, p) ~= 93 then return nil, p end                  -- ']'
     p = p + 1
   until byte(data, p) ~= 91                                        -- '['
-  return sd, p
+  return sd, p, lenient
 end
 
 local FIELD_KEYS = { "hostname", "app_name", "procid", "msgid" }
@@ -291,20 +345,21 @@ local function parse_5424_sd(rec, data, p, n)
   if c == 45 then -- '-'
     p = p + 1
   elseif c == 91 then -- '['
-    local sd, np = parse_sd(data, p)
+    local sd, np, lenient = parse_sd(data, p)
     if not sd then
       rec.parse_error = rec.parse_error or ("bad structured data at byte " .. np)
       finish_msg(rec, data, sd_start, n)
       return true
     end
     rec.sd, p = sd, np
+    if lenient then rec.sd_lenient = true end
   else
     rec.parse_error = rec.parse_error or ("bad structured data at byte " .. p)
     finish_msg(rec, data, p, n)
     return true
   end
   if p <= n and byte(data, p) ~= 32 then
-    rec.sd = nil
+    rec.sd, rec.sd_lenient = nil, nil
     rec.parse_error = rec.parse_error or ("bad structured data at byte " .. p)
     finish_msg(rec, data, sd_start, n)
     return true
@@ -318,15 +373,22 @@ local function parse_5424_sd(rec, data, p, n)
 end
 
 -- Parses what follows "<PRI>1 " at p. Returns false (rec untouched) when the next word is
--- neither NILVALUE nor an RFC 3339 timestamp, so the caller reads it as RFC 3164.
-local function parse_5424(rec, data, p, n)
+-- neither NILVALUE, nor an RFC 3339 timestamp, nor a date that does not read (an error), so
+-- the caller reads it as RFC 3164. tz: the zone of a timestamp without an offset.
+local function parse_5424(rec, data, p, n, tz)
   if byte(data, p) == 45 and byte(data, p + 1) == 32 then -- "- "
     p = p + 2
   else
-    local te, wall, off = parse_rfc3339(data, p)
-    if not te or not off or byte(data, te + 1) ~= 32 then return false end
-    rec.timestamp, rec.time = sub(data, p, te), wall - off
-    p = te + 2
+    local te, wall, off, cut_from, cut_to = parse_rfc3339(data, p)
+    if te and byte(data, te + 1) == 32 then
+      set_iso_timestamp(rec, data, p, te, wall, off, cut_from, cut_to, tz)
+      p = te + 2
+    elseif looks_like_date(data, p) then -- a date that does not read: say so, go on
+      rec.parse_error = rec.parse_error or ("bad TIMESTAMP at byte " .. p)
+      p = word_end(data, p, n) + 2
+    else
+      return false
+    end
   end
   rec.format, rec.version = "rfc5424", 1
   local _, he, host, app, procid, msgid = find(data, "^([!-~]+) ([!-~]+) ([!-~]+) ([!-~]+) ", p)
@@ -348,23 +410,24 @@ end
 -- Reads a timestamp at p: "Mmm dd hh:mm:ss", "Mmm dd yyyy hh:mm:ss" (with a Cisco '*' or
 -- '.' in front, ".mmm" after, then ":" or " ZONE:"), RFC 3339, or, after a Cisco prefix
 -- only (NX-OS), "yyyy Mmm dd hh:mm:ss". Fills rec.timestamp/rec.time and returns the index
--- after the timestamp and its separator, and whether it ended Cisco-style with a colon
--- (then no HOSTNAME follows). Returns nil when there is no timestamp at p.
+-- after the timestamp and its separator (a Cisco ':' or " ZONE:" included). A timestamp's
+-- shape with values that do not read is an error ("bad TIMESTAMP"): the index after it is
+-- returned. Returns nil when there is no timestamp at p.
 local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
   local c = byte(data, p)
   if not c then return nil end
   local _, e, ms, ds, ys, hpos
   if c >= 48 and c <= 57 then -- a digit
     if byte(data, p + 4) == 45 then -- "yyyy-": ISO 8601 in 3164 position
-      local te, wall, off = parse_rfc3339(data, p)
-      if not te or (te < n and byte(data, te + 1) ~= 32) then return nil end
-      if off then
-        rec.timestamp, rec.time = sub(data, p, te), wall - off
-      else
-        rec.timestamp = sub(data, p, te) .. offset_string(tz)
-        if tz then rec.time = wall - tz end
+      local te, wall, off, cut_from, cut_to = parse_rfc3339(data, p)
+      if te and (te >= n or byte(data, te + 1) == 32) then
+        set_iso_timestamp(rec, data, p, te, wall, off, cut_from, cut_to, tz)
+        return te + 2
+      elseif looks_like_date(data, p) then
+        rec.parse_error = rec.parse_error or ("bad TIMESTAMP at byte " .. p)
+        return word_end(data, p, n) + 2
       end
-      return te + 2, false
+      return nil
     end
     if not after_cisco_prefix then return nil end
     _, e, ys, ms, ds, hpos = find(data, "^(%d%d%d%d) (%a%a%a) +(%d%d?) ()%d%d:%d%d:%d%d", p)
@@ -382,20 +445,21 @@ local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
   local d, h, mi, s = tonumber(ds), h1 * 10 + h2 - 528, i1 * 10 + i2 - 528, s1 * 10 + s2 - 528
   local y = ys and tonumber(ys)
   if d < 1 or d > (y and days_in_month(y, mon) or MONTH_DAYS[mon]) or h > 23 or mi > 59
-      or s > 60 then
-    return nil
+      or s > 60 then -- a timestamp's shape with values that do not read
+    rec.parse_error = rec.parse_error or ("bad TIMESTAMP at byte " .. p)
+    return word_end(data, hpos, n) + 2
   end
   local frac = ""
   if byte(data, e + 1) == 46 then -- '.'
     local fs, fe = find(data, "^%.%d+", e + 1)
-    if not fe or fe - fs > 9 then return nil end
-    frac, e = sub(data, fs, fe), fe
+    if not fe then return nil end
+    frac, e = sub(data, fs, fe > fs + 9 and fs + 9 or fe), fe -- the digits that fit: 9
   end
-  local q, cisco_colon = e + 2, false
+  local q = e + 2
   c = byte(data, e + 1)
   if c == 58 then -- "hh:mm:ss:" Cisco
     if e + 1 < n and byte(data, e + 2) ~= 32 then return nil end
-    q, cisco_colon = e + 3, true
+    q = e + 3
   elseif c == 32 then
     local c2 = byte(data, e + 2)
     local _, ze, zone
@@ -403,7 +467,7 @@ local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
       _, ze, zone = find(data, "^ (%u%u%u?%u?%u?): %%", e + 1)
     end
     if ze then
-      q, cisco_colon = ze, true
+      q = ze
       tz = (zone == "UTC" or zone == "GMT") and 0 or nil
     end
   elseif e < n then
@@ -417,7 +481,7 @@ local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
   if tz then
     rec.time = days_from_civil(y, mon, d) * DAY + secs - tz + (tonumber(frac) or 0)
   end
-  return q, cisco_colon
+  return q
 end
 
 -- The TAG at p, as rsyslog and syslog-ng read it: "TAG[pid]:", "TAG[pid]", "TAG:" or a bare
@@ -460,6 +524,33 @@ local function is_ipv6ish(data, p, e)
   return c2 ~= nil and c2 <= e
 end
 
+-- Cisco with the host first: "HOST: SEQ: TIMESTAMP: ..." or "HOST SEQ: ..." followed by a
+-- timestamp or "%FAC-...". Sets hostname, seq and the timestamp and returns where the rest
+-- starts; nil (rec untouched) otherwise.
+local function host_before_seq(rec, data, p, n, now, tz)
+  local _, se, sq = find(data, "^[!-9;-~]+:? (%d+): ", p)
+  if not se or #sq > 15 then return nil end
+  local host_end = find(data, "[: ]", p) - 1
+  local q = parse_3164_time(rec, data, se + 1, n, now, tz, true)
+  if not q then
+    if byte(data, se + 1) ~= 37 then return nil end -- '%'
+    q = se + 1
+  end
+  rec.hostname, rec.seq = sub(data, p, host_end), tointeger(tonumber(sq))
+  return q
+end
+
+-- AIX relays "Message forwarded from HOST: TAG...": the original HOSTNAME (as rsyslog's
+-- pmaixforwardedfrom). Returns where the TAG starts, or p.
+local function aix_forwarded_from(rec, data, p, n)
+  if byte(data, p) ~= 77 then return p end -- 'M'
+  local _, e, host = find(data, "^Message forwarded from ([!-9;-~]+):", p)
+  if not e or e - 1 > n then return p end
+  rec.hostname, p = host, e + 1
+  while p <= n and byte(data, p) == 32 do p = p + 1 end
+  return p
+end
+
 -- Parses from p (after PRI, if any) as RFC 3164 / BSD / Cisco.
 local function parse_3164(rec, data, p, n, has_pri, now, tz)
   local cisco_prefix = false
@@ -476,22 +567,26 @@ local function parse_3164(rec, data, p, n, has_pri, now, tz)
       p, cisco_prefix = p + 2, true
     end
   end
-  local q, cisco_colon = parse_3164_time(rec, data, p, n, now, tz, cisco_prefix)
+  local q = parse_3164_time(rec, data, p, n, now, tz, cisco_prefix)
   if not q and cisco_prefix then
     -- "SEQ: HOST: TIMESTAMP: ..." or "SEQ: HOST: %FAC-..." (logging origin-id)
     local _, he = find(data, "^[!-9;-~]+: ", p)
     if he then
-      q, cisco_colon = parse_3164_time(rec, data, he + 1, n, now, tz, true)
+      q = parse_3164_time(rec, data, he + 1, n, now, tz, true)
       if q or byte(data, he + 1) == 37 then
         rec.hostname = sub(data, p, he - 2)
-        q, cisco_colon = q or he + 1, true
+        q = q or he + 1
       end
     end
+  end
+  if not q and has_pri and not cisco_prefix then
+    q = host_before_seq(rec, data, p, n, now, tz)
   end
   if q then
     p = q
     while p <= n and byte(data, p) == 32 do p = p + 1 end -- stray spaces after the time
-    if not cisco_colon then
+    if not rec.hostname then p = aix_forwarded_from(rec, data, p, n) end
+    if not rec.hostname then -- after "hh:mm:ss:" too, as rsyslog: "...: host tag: "
       -- HOSTNAME, unless the word is really the TAG (local syslog(3) sends no hostname)
       local _, he = find(data, "^[!-~]+ ", p)
       if he then
@@ -513,12 +608,11 @@ local function parse_3164(rec, data, p, n, has_pri, now, tz)
   if c == 58 and byte(data, p + 1) == 32 and byte(data, p + 2) == 37 then -- ASA "host : %"
     p, c = p + 2, 37
   end
-  if c == 37 then -- '%': Cisco "%FACILITY[-SUB]-SEV-MNEMONIC:"
+  if c == 37 then -- '%': Cisco "%FACILITY[-SUB]-SEV-MNEMONIC:", the TAG as the peers read it
     local _, _, fac, sev, mnemonic = find(data, "^%%([%w_][%w_%-]-)%-(%d)%-([%w_]+):", p)
     if fac then rec.cisco = { facility = fac, severity = tonumber(sev), mnemonic = mnemonic } end
-  elseif c then
-    p = parse_tag(rec, data, p, n)
   end
+  if c then p = parse_tag(rec, data, p, n) end
   finish_msg(rec, data, p, n)
 end
 
@@ -544,7 +638,7 @@ function M.parse(data, now, opts)
   local rec = { raw = data, format = "unknown", pri = nil, facility = 1, severity = 5,
     facility_name = "user", severity_name = "notice", version = nil, timestamp = nil,
     time = nil, hostname = nil, app_name = nil, procid = nil, msgid = nil, sd = nil,
-    msg = "", bom = nil, seq = nil, cisco = nil, parse_error = nil }
+    sd_lenient = nil, msg = "", bom = nil, seq = nil, cisco = nil, parse_error = nil }
   local n = #data
   if n == 0 then
     rec.parse_error = "empty message"
@@ -592,14 +686,15 @@ function M.parse(data, now, opts)
       end
     end
   end
+  local tz = tz_from(opts)
   if has_pri and byte(data, p) == 49 and byte(data, p + 1) == 32
-      and parse_5424(rec, data, p + 2, n) then
+      and parse_5424(rec, data, p + 2, n, tz) then
     return rec
   end
   if type(now) ~= "number" or now ~= now or now > 1e12 or now < -1e12 then
     now = os_time()
   end
-  parse_3164(rec, data, p, n, has_pri, floor(now), tz_from(opts))
+  parse_3164(rec, data, p, n, has_pri, floor(now), tz)
   return rec
 end
 
