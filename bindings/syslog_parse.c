@@ -831,7 +831,7 @@ static size_t aix_forwarded_from(struct px *x, size_t p, size_t n)
 {
     static const char prefix[] = "Message forwarded from ";
     size_t k = sizeof prefix - 1;
-    if (p + k > n || memcmp(x->d + p - 1, prefix, k) != 0)
+    if (at(x, p) != 'M' || p + k > n || memcmp(x->d + p - 1, prefix, k) != 0)
         return p;
     size_t he = colonless_word_end(x, p + k);
     if (he < p + k || at(x, he + 1) != ':')
@@ -1100,33 +1100,29 @@ enum syslog_sd_kind syslog_sd_next(struct syslog_sd_iter *it, struct syslog_sd_i
                 it->p = ve;
                 return SYSLOG_SD_PARAM;
             }
-            size_t q = v + 1;
-            size_t dq = 0; /* the next '"' at or after q (1-based); len + 1: none */
+            /* The value, in one pass: up to the '"' that ends it, a '\' escaping the next
+             * byte; an unescaped ']' is an error (RFC 5424 forbids it). Steps as the Lua
+             * find(data, '["\\%]]', q) loop. */
+            const uint8_t *d = it->data;
             bool escaped = false;
-            for (;;) { /* one step per '"', '\' or ']', as find(data, '["\\%]]', q) */
+            size_t q = v + 1;
+            for (;; q++) {
                 if (q > it->len)
                     return sd_fail(it, item, v); /* unterminated value */
-                if (dq < q) {
-                    const uint8_t *f = memchr(it->data + q - 1, '"', it->len - q + 1);
-                    dq = f ? (size_t)(f - it->data) + 1 : it->len + 1;
-                }
-                const uint8_t *bs = memchr(it->data + q - 1, '\\', dq - q);
-                size_t stop = bs ? (size_t)(bs - it->data) + 1 : dq;
-                const uint8_t *rb = memchr(it->data + q - 1, ']', stop - q);
-                if (rb) /* an unescaped ']' in a value: RFC 5424 forbids it */
-                    return sd_fail(it, item, (size_t)(rb - it->data) + 1);
-                if (bs) {
+                uint8_t c = d[q - 1];
+                if (c == '"')
+                    break;
+                if (c == ']')
+                    return sd_fail(it, item, q);
+                if (c == '\\') {
                     escaped = true;
-                    q = stop + 2;
-                    continue;
+                    q++;
                 }
-                if (dq > it->len)
-                    return sd_fail(it, item, v);
-                item->value = span(v + 1, dq - 1);
-                item->escaped = escaped;
-                it->p = dq + 1;
-                return SYSLOG_SD_PARAM;
             }
+            item->value = span(v + 1, q - 1);
+            item->escaped = escaped;
+            it->p = q + 1;
+            return SYSLOG_SD_PARAM;
         }
         if (sd_at(it, p) != ']')
             return sd_fail(it, item, p);
