@@ -1,5 +1,5 @@
 /* fuzz/fuzz_syslog_c.c: differential libFuzzer target for the C syslog parser and JSON
- * writer (bindings/syslog_parse.c, syslog_json.c, as require "luadgram.syslog") against
+ * writer (daemon/codec/syslog_parse.c, syslog_json.c, as require "luadgram.syslog") against
  * the Lua reference, scripts/lib/syslog_parse.lua.
  *
  * Each input is one datagram. Both parsers must give the same record: the same fields, the

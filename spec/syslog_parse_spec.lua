@@ -1,5 +1,5 @@
 -- spec/syslog_parse_spec.lua: the syslog parsers, the Lua reference (scripts/lib/syslog_parse.lua)
--- and its C port (require "luadgram.syslog", bindings/syslog_parse.c), each against the whole
+-- and its C port (require "luadgram.syslog", daemon/codec/syslog_parse.c), each against the whole
 -- table: the RFC 5424 §6.5 and RFC 3164 §5.4 examples, a table of what real devices send
 -- (each with its whole expected record), hostile datagrams (never an error, never a lost
 -- message); then both on the same random datagrams (the same record, number types too);

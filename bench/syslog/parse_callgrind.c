@@ -1,5 +1,5 @@
 /* bench/syslog/parse_callgrind.c: a driver for measuring the C syslog parser
- * (bindings/syslog_parse.c) in instructions per message under valgrind --tool=callgrind,
+ * (daemon/codec/syslog_parse.c) in instructions per message under valgrind --tool=callgrind,
  * which counts the same under load. Reads one message a line from the file given, parses
  * every line ROUNDS times (no allocation, no output but a checksum), so callgrind's total
  * divided by lines * ROUNDS is the parser's cost per message. Not built by CMake; see the

@@ -1,7 +1,7 @@
 -- scripts/lib/syslog_parse.lua: turns one syslog datagram (RFC 5424, RFC 3164 and the
 -- variants devices really send) into one flat record, and turns a record back into an
 -- RFC 5424 line for forwarding. Pure Lua 5.4, no C module, no global state.
--- It is the reference for its C port, require "luadgram.syslog" (bindings/syslog_parse.c),
+-- It is the reference for its C port, require "luadgram.syslog" (daemon/codec/syslog_parse.c),
 -- which the syslog handler uses: a change to parse goes into both, and
 -- spec/syslog_parse_spec.lua and fuzz/fuzz_syslog_c.c check that they agree.
 --[==[

@@ -1,4 +1,4 @@
-/* bindings/syslog_parse.h: the syslog datagram parser in C (no Lua): RFC 5424, RFC 3164 and
+/* daemon/codec/syslog_parse.h: the syslog datagram parser in C (no Lua): RFC 5424, RFC 3164 and
  * the variants devices send, read into one flat record of spans over the datagram. It is a
  * byte-for-byte port of scripts/lib/syslog_parse.lua (the reference; its header documents
  * every field): the same input gives the same record, which fuzz/fuzz_syslog_c.c checks.

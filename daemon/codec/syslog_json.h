@@ -1,4 +1,4 @@
-/* bindings/syslog_json.h: one syslog record (syslog_parse.h) as one JSON object, the line
+/* daemon/codec/syslog_json.h: one syslog record (syslog_parse.h) as one JSON object, the line
  * scripts/syslog.lua writes, in C: the keys and values lua-cjson gave the Lua handler
  * (numbers as "%.14g", facility/severity as names, sd elements without parameters have no
  * "params"), every string valid UTF-8 (a byte that does not start a valid sequence reads

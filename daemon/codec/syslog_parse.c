@@ -1,4 +1,4 @@
-/* bindings/syslog_parse.c: the C port of scripts/lib/syslog_parse.lua's parse (see
+/* daemon/codec/syslog_parse.c: the C port of scripts/lib/syslog_parse.lua's parse (see
  * syslog_parse.h). The code follows the Lua function by function, with the same 1-based
  * positions (p, e, n ...), so the two can be read side by side: `at(x, i)` is the Lua
  * `byte(data, i)` (-1 past either end), and each Lua pattern is a loop over byte classes

@@ -1,4 +1,4 @@
-/* bindings/syslog_json.c: the JSON line of one syslog record (see syslog_json.h): a bounded
+/* daemon/codec/syslog_json.c: the JSON line of one syslog record (see syslog_json.h): a bounded
  * writer (every append checks the room left), a JSON string writer that validates UTF-8 as
  * it escapes, lua-cjson's number format, base64, and the record's keys in one order. */
 #include "syslog_json.h"
