@@ -125,10 +125,12 @@ local function absent(v) return v == nil or v == cjson.null or v == "" or v == "
 local function peer_view(r, is_rsyslog)
   if not r then return nil end
   local v = {}
-  for _, k in ipairs(FIELDS) do v[k] = not absent(r[k]) and r[k] or nil end
+  for _, k in ipairs(FIELDS) do
+    v[k] = not absent(r[k]) and (is_rsyslog and rsyslog_unescape(r[k]) or r[k]) or nil
+  end
   if v.hostname == "127.0.0.1" or v.hostname == "localhost" then v.hostname = nil end
   v.msg = v.msg or ""
-  if is_rsyslog then v.msg = rsyslog_unescape(v.msg):gsub("^ ", "") end
+  if is_rsyslog then v.msg = v.msg:gsub("^ ", "") end
   return v
 end
 

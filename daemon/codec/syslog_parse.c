@@ -51,7 +51,11 @@ static inline bool is_print(int c) { return c >= 0x21 && c <= 0x7e; }           
 /* SD-NAME: [!#-<>-\^-~], printable but '"' '=' ']' */
 static inline bool is_sd_name(int c) { return is_print(c) && c != '"' && c != '=' && c != ']'; }
 /* TAG: [!-9;-Z\^-~], printable but ':' '[' ']' */
-static inline bool is_tag(int c) { return is_print(c) && c != ':' && c != '[' && c != ']'; }
+/* TAG bytes: printable ASCII and TAB (Snare's "MSWinEventLog\t1\t..."), as both peers read */
+static inline bool is_tag(int c)
+{
+    return (is_print(c) || c == '\t') && c != ':' && c != '[' && c != ']';
+}
 /* PROCID in a TAG: [!-Z\^-~], printable but '[' ']' */
 static inline bool is_pid(int c) { return is_print(c) && c != '[' && c != ']'; }
 
@@ -695,7 +699,8 @@ static bool parse_3164_time(struct px *x, size_t p, size_t n, bool after_cisco_p
 static size_t parse_tag(struct px *x, size_t p, size_t n)
 {
     size_t te = run_end(x, p, is_tag);
-    if (te < p || te - p >= 255)
+    /* no TAG before "[pid]" ("[app]: text"): procid only, as both peers read it */
+    if ((te < p && at(x, p) != '[') || (te >= p && te - p >= 255))
         return p;
     size_t e = te + 1;
     bool has_pid = false;
@@ -723,8 +728,10 @@ static size_t parse_tag(struct px *x, size_t p, size_t n)
     } else {
         return p;
     }
-    x->rec->has_app_name = true;
-    x->rec->app_name = span(p, te);
+    if (te >= p) {
+        x->rec->has_app_name = true;
+        x->rec->app_name = span(p, te);
+    }
     if (has_pid) {
         x->rec->has_procid = true;
         x->rec->procid = span(pid_from, pid_to);

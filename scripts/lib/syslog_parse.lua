@@ -485,14 +485,16 @@ local function parse_3164_time(rec, data, p, n, now, tz, after_cisco_prefix)
 end
 
 -- The TAG at p, as rsyslog and syslog-ng read it: "TAG[pid]:", "TAG[pid]", "TAG:" or a bare
--- "TAG" (TAG: 1 to 255 bytes of printable ASCII but ':' '[' ']'; pid: up to 128 bytes of
+-- "TAG" (TAG: 1 to 255 bytes of printable ASCII or TAB (Snare's "MSWinEventLog\t1\t...")
+-- but ':' '[' ']', or none before "[pid]"; pid: up to 128 bytes of
 -- printable ASCII but '[' ']'). A bare TAG must be followed by a space or the end; after a
 -- ':' or ']' the text may follow without a space ("tag:msgnum:3"). Sets app_name and procid
 -- and returns the index of the message text after it (one space skipped), or p when there
 -- is no tag. Runs of allowed bytes are measured first, so nothing backtracks.
 local function parse_tag(rec, data, p, n)
-  local _, te = find(data, "^[!-9;-Z\\^-~]*", p)
-  if not te or te < p or te - p >= 255 then return p end
+  local _, te = find(data, "^[!-9;-Z\\^-~\t]*", p)
+  -- no TAG before "[pid]" ("[app]: text"): procid only, as both peers read it
+  if not te or te - p >= 255 or (te < p and byte(data, p) ~= 91) then return p end
   local e, pid = te + 1, nil
   local c = byte(data, e)
   if e > n or c == 32 then -- a bare TAG: "tag This msg", "-- MARK --", a lone word
@@ -510,7 +512,8 @@ local function parse_tag(rec, data, p, n)
   else
     return p
   end
-  rec.app_name, rec.procid = sub(data, p, te), pid
+  if te >= p then rec.app_name = sub(data, p, te) end
+  rec.procid = pid
   if e <= n and byte(data, e) == 32 then return e + 1 end
   return e
 end
