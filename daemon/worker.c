@@ -719,6 +719,23 @@ static void worker_rebuild(evutil_socket_t fd, short what, void *arg)
              wl->cfg->handler_path, held, wl->mem_limit);
 }
 
+/* The listener's rate limit table in this worker, its hash keyed from the system's random
+ * source (so that its chains cannot be predicted from outside). */
+static int worker_limit_open(struct wlistener *wl, char *err, size_t errlen)
+{
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof seed) != 0)
+        seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)wl << 17);
+    wl->limit = peerlimit_new(wl->cfg->ratelimit, seed);
+    if (!wl->limit) {
+        snprintf(err, errlen, "listener '%s': out of memory for a ratelimit table of %u "
+                 "peers (%zu bytes)", wl->cfg->name, (unsigned)wl->cfg->ratelimit->peers,
+                 peerlimit_memory(wl->cfg->ratelimit->peers));
+        return -1;
+    }
+    return 0;
+}
+
 struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
                              const struct sockset *socks, int slot, char *err, size_t errlen)
 {
@@ -776,6 +793,8 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
                      wl->cfg->name, wl->cfg->batch, wl->cfg->size);
             goto fail;
         }
+        if (wl->cfg->ratelimit && worker_limit_open(wl, err, errlen) != 0)
+            goto fail;
         wl->rebuild_ev = event_new(w->base, -1, 0, worker_rebuild, wl);
         if (!wl->rebuild_ev) {
             snprintf(err, errlen, "out of memory");
@@ -881,6 +900,7 @@ void worker_destroy(struct worker *w)
                 close(wl->clients[c].fd);
         if (wl->ring.recs)
             recv_ring_free(&wl->ring);
+        peerlimit_free(wl->limit);
     }
     sendq_free(&w->sq, w->d->log);
     free(w->listeners);

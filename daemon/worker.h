@@ -14,6 +14,7 @@
 #include "dgram.h"
 #include "log.h"
 #include "netio.h"
+#include "peerlimit.h"
 #include "sockset.h"
 #include "stats.h"
 #include "watchdog.h"
@@ -75,6 +76,8 @@ struct wlistener {
     struct recv_ring ring;    /* recv.batch buffers of recv.size, allocated once */
     struct ratelimit err_rl;  /* handler error log lines */
     struct ratelimit drop_rl; /* truncation / kernel drop log lines */
+    struct peerlimit *limit;  /* ratelimit = { ... }: this worker's table, or NULL */
+    struct ratelimit limit_rl; /* rate limit drop log lines */
 };
 
 /* Replies and sends waiting for the end of a batch (or for writability). Data lives in an
