@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <net/if.h>
 
 #include "addr.h"
 #include "lalloc.h"
@@ -491,6 +492,57 @@ static void config_parse_ratelimit(lua_State *L, struct config_load_ctx *c,
         rl->burst = rl->rate < 1 ? 1 : rl->rate;
 }
 
+static void config_parse_joins(lua_State *L, struct config_load_ctx *c, struct listener_cfg *lc,
+                               int idx)
+{
+    int line = config_key_line(c, lc->line, "join");
+    lc->join_line = line;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_newtable(L);
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, idx);
+    }
+    size_t n = lua_istable(L, idx) ? lua_rawlen(L, idx) : 0;
+    if (!lua_istable(L, idx) || n > MCAST_MAX_JOINS)
+        config_raise_at(L, line, "listener '%s': join: expected a list of up to %d groups",
+                        lc->name, MCAST_MAX_JOINS);
+    lc->joins = calloc(n ? n : 1, sizeof *lc->joins);
+    if (!lc->joins)
+        luaL_error(L, "out of memory");
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            config_raise_at(L, line, "listener '%s': join[%d]: expected a string, got %s",
+                            lc->name, (int)i, luaL_typename(L, -1));
+        char err[256];
+        struct mcast_join *j = &lc->joins[lc->njoins];
+        if (mcast_parse(lua_tostring(L, -1), j, err, sizeof err) != 0)
+            config_raise_at(L, line, "listener '%s': join: %s", lc->name, err);
+        if (mcast_in(j, lc->joins, lc->njoins))
+            config_raise_at(L, line, "listener '%s': join: '%s' is listed twice", lc->name,
+                            j->text);
+        lc->njoins++;
+        lua_pop(L, 1);
+    }
+}
+
+/* After the listener's table: every group has a socket of its family to join on. */
+static void config_check_joins(lua_State *L, struct listener_cfg *lc)
+{
+    for (size_t i = 0; i < lc->njoins; i++) {
+        int family = lc->joins[i].group.ss_family, found = 0;
+        for (size_t b = 0; b < lc->nbinds && !found; b++)
+            found = lc->binds[b].kind != SOCK_KIND_UNIX &&
+                    lc->binds[b].addr.ss_family == family;
+        if (!found)
+            config_raise_at(L, lc->join_line, "listener '%s': join: '%s' needs an %s bind to "
+                            "join it on (such as %s)", lc->name, lc->joins[i].text,
+                            family == AF_INET ? "IPv4" : "IPv6",
+                            family == AF_INET ? "\"0.0.0.0:port\"" : "\"[::]:port\"");
+    }
+}
+
 static void config_parse_binds(lua_State *L, struct config_load_ctx *c, struct listener_cfg *lc,
                                int idx)
 {
@@ -565,6 +617,7 @@ static int config_listen_table(lua_State *L)
     lc->unix_mode = -1;
     lc->handler_memory = -1;
     lc->options_ref = LUA_NOREF;
+    lc->v6only = lc->tos = lc->ttl = -1;
 
     lua_pushnil(L);
     while (lua_next(L, 1)) {
@@ -585,6 +638,30 @@ static int config_listen_table(lua_State *L)
             config_parse_recv(L, c, lc, v);
         } else if (strcmp(k, "ratelimit") == 0) {
             config_parse_ratelimit(L, c, lc, v);
+        } else if (strcmp(k, "join") == 0) {
+            config_parse_joins(L, c, lc, v);
+        } else if (strcmp(k, "freebind") == 0 || strcmp(k, "v6only") == 0) {
+            if (lua_type(L, v) != LUA_TBOOLEAN)
+                return config_raise_at(L, kline, "listener '%s': %s: expected true or false",
+                                       name, k);
+            *(k[0] == 'f' ? &lc->freebind : &lc->v6only) = lua_toboolean(L, v);
+        } else if (strcmp(k, "device") == 0) {
+            size_t dlen = 0;
+            const char *dev = lua_type(L, v) == LUA_TSTRING ? lua_tolstring(L, v, &dlen) : "";
+            if (dlen == 0 || dlen >= sizeof lc->device)
+                return config_raise_at(L, kline, "listener '%s': device: expected an interface "
+                                       "name", name);
+            if (if_nametoindex(dev) == 0)
+                return config_raise_at(L, kline, "listener '%s': device: unknown interface "
+                                       "'%s'", name, dev);
+            memcpy(lc->device, dev, dlen + 1);
+        } else if (strcmp(k, "tos") == 0 || strcmp(k, "ttl") == 0) {
+            lua_Integer iv = 0;
+            int is_tos = k[1] == 'o';
+            if (!config_is_int(L, v, &iv) || iv < (is_tos ? 0 : 1) || iv > 255)
+                return config_raise_at(L, kline, "listener '%s': %s: expected an integer from "
+                                       "%d to 255", name, k, is_tos ? 0 : 1);
+            *(is_tos ? &lc->tos : &lc->ttl) = (int)iv;
         } else if (strcmp(k, "options") == 0) {
             if (!lua_istable(L, v))
                 return config_raise_at(L, kline, "listener '%s': options: expected a table, "
@@ -620,6 +697,7 @@ static int config_listen_table(lua_State *L)
         return config_raise_at(L, line, "listener '%s': bind is missing", name);
     if (!lc->handler)
         return config_raise_at(L, line, "listener '%s': handler is missing", name);
+    config_check_joins(L, lc);
     lc->complete = 1;
     return 0;
 }
@@ -905,6 +983,7 @@ void config_free(struct config *cfg)
         free(lc->handler);
         free(lc->handler_path);
         free(lc->ratelimit);
+        free(lc->joins);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->npaths; i++)
