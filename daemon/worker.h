@@ -119,10 +119,12 @@ struct worker {
     int in_call;              /* inside worker_pcall: the hook counts */
     const char *load_stage;   /* worker_load_handler: "loading", "init" or "" */
     const struct sockset *socks;
-    /* broadcast addresses of the interfaces, refreshed when older than a few seconds */
+    /* broadcast addresses of the interfaces, re-read when the watch says they changed */
     uint32_t bcasts[64];
     size_t nbcasts;
-    int64_t bcasts_at;
+    int64_t bcasts_at;        /* monotonic second of the last read, 0: to be read */
+    struct ifaddr_watch *ifaddrs; /* NULL: re-read every 5 s */
+    struct event *ifaddrs_ev; /* its notices, taken on the loop */
 };
 
 /* Creates a worker for slot: its loop, its Lua state, every handler it serves loaded and
