@@ -246,9 +246,52 @@ static int ld_counter_get(lua_State *L)
     return 1;
 }
 
+/* ---- luadgram.ratelimit_top(listener [, n]) ---- */
+
+/* -> a list of this worker's n (default 10, at most 100) peers of the listener with the
+ * most datagrams dropped by its ratelimit, most first: { peer = "ip" or "ip/len",
+ * dropped =, passed =, tokens = }; nil, err when the listener is unknown or has no
+ * ratelimit. Scans the listener's whole table (ratelimit.peers entries). */
+static int ld_ratelimit_top(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    lua_Integer n = luaL_optinteger(L, 2, 10);
+    luaL_argcheck(L, n >= 1 && n <= PEERLIMIT_TOP_MAX, 2, "expected 1 to 100");
+    struct worker *w = worker_of(L);
+    const struct wlistener *wl = NULL;
+    for (size_t i = 0; i < w->nlisteners && !wl; i++)
+        if (strcmp(w->listeners[i].cfg->name, name) == 0)
+            wl = &w->listeners[i];
+    if (!wl || !wl->cfg->ratelimit) {
+        luaL_pushfail(L);
+        lua_pushfstring(L, wl ? "listener '%s' has no ratelimit" : "no such listener '%s'",
+                        name);
+        return 2;
+    }
+    struct peerlimit_peer top[PEERLIMIT_TOP_MAX];
+    size_t got = wl->limit ? peerlimit_top(wl->limit, top, (size_t)n) : 0;
+    lua_createtable(L, (int)got, 0);
+    for (size_t i = 0; i < got; i++) {
+        char text[64];
+        peerlimit_format_net(&top[i].net, text, sizeof text);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, text);
+        lua_setfield(L, -2, "peer");
+        lua_pushinteger(L, (lua_Integer)top[i].dropped);
+        lua_setfield(L, -2, "dropped");
+        lua_pushinteger(L, (lua_Integer)top[i].passed);
+        lua_setfield(L, -2, "passed");
+        lua_pushnumber(L, top[i].tokens);
+        lua_setfield(L, -2, "tokens");
+        lua_rawseti(L, -2, (lua_Integer)i + 1);
+    }
+    return 1;
+}
+
 static const luaL_Reg ld_funcs[] = {
     {"send", ld_send},   {"after", ld_after},       {"every", ld_every},
-    {"now", ld_now},     {"counter", ld_counter},   {NULL, NULL},
+    {"now", ld_now},     {"counter", ld_counter},   {"ratelimit_top", ld_ratelimit_top},
+    {NULL, NULL},
 };
 
 static const luaL_Reg ld_log_funcs[] = {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <net/if.h>
 
 #include "addr.h"
 #include "lalloc.h"
@@ -395,6 +396,153 @@ static void config_parse_recv(lua_State *L, struct config_load_ctx *c, struct li
     }
 }
 
+/* ratelimit = { rate = 100, burst = 200, per = "ip" | "/24" | "/56" | "/24 /56",
+ * peers = 65536, exempt = { "10.0.0.0/8", ... } } */
+static void config_parse_ratelimit(lua_State *L, struct config_load_ctx *c,
+                                   struct listener_cfg *lc, int idx)
+{
+    int line = config_key_line(c, lc->line, "ratelimit");
+    if (!lua_istable(L, idx))
+        config_raise_at(L, line, "listener '%s': ratelimit: expected a table, got %s", lc->name,
+                        luaL_typename(L, idx));
+    struct peerlimit_cfg *rl = calloc(1, sizeof *rl);
+    if (!rl)
+        luaL_error(L, "out of memory");
+    lc->ratelimit = rl; /* owned by lc from here */
+    rl->prefix4 = 32;
+    rl->prefix6 = 128;
+    rl->peers = 65536;
+    rl->burst = -1;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            config_raise_at(L, line, "listener '%s': ratelimit: keys must be names", lc->name);
+        const char *k = lua_tostring(L, -2);
+        int kline = config_key_line(c, line, k);
+        lua_Integer iv = 0;
+        if (strcmp(k, "rate") == 0 || strcmp(k, "burst") == 0) {
+            lua_Number v = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : -1;
+            if (!(v >= (k[0] == 'r' ? 0.001 : 1) && v <= 1e9))
+                config_raise_at(L, kline, "listener '%s': ratelimit.%s: expected %s", lc->name,
+                                k, k[0] == 'r' ? "datagrams per second from 0.001 to 1e9"
+                                               : "a number of datagrams from 1 to 1e9");
+            if (k[0] == 'r')
+                rl->rate = (double)v;
+            else
+                rl->burst = (double)v;
+        } else if (strcmp(k, "peers") == 0) {
+            if (!config_is_int(L, -1, &iv) || iv < 1 || iv > (1 << 24))
+                config_raise_at(L, kline, "listener '%s': ratelimit.peers: expected an integer "
+                                "from 1 to 16777216", lc->name);
+            rl->peers = (uint32_t)iv;
+        } else if (strcmp(k, "per") == 0) {
+            const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            int ok = strcmp(s, "ip") == 0, set4 = 0, set6 = 0;
+            while (!ok && *s == '/') {
+                char *end;
+                long v = strtol(s + 1, &end, 10);
+                if (end == s + 1 || v < 1 || v > 128 || (v <= 32 ? set4 : set6))
+                    break;
+                if (v <= 32)
+                    rl->prefix4 = (int)v, set4 = 1;
+                else
+                    rl->prefix6 = (int)v, set6 = 1;
+                s = end;
+                while (*s == ' ')
+                    s++;
+                ok = *s == '\0';
+            }
+            if (!ok)
+                config_raise_at(L, kline, "listener '%s': ratelimit.per: expected \"ip\" or "
+                                "prefixes such as \"/24\" (IPv4), \"/56\" (IPv6) or "
+                                "\"/24 /56\"", lc->name);
+        } else if (strcmp(k, "exempt") == 0) {
+            int v = lua_gettop(L);
+            if (lua_type(L, v) == LUA_TSTRING) {
+                lua_newtable(L);
+                lua_pushvalue(L, v);
+                lua_rawseti(L, -2, 1);
+                lua_replace(L, v);
+            }
+            size_t n = lua_istable(L, v) ? lua_rawlen(L, v) : 0;
+            if (!lua_istable(L, v) || n > PEERLIMIT_MAX_EXEMPT)
+                config_raise_at(L, kline, "listener '%s': ratelimit.exempt: expected a list of "
+                                "up to %d networks", lc->name, PEERLIMIT_MAX_EXEMPT);
+            for (size_t i = 1; i <= n; i++) {
+                lua_rawgeti(L, v, (lua_Integer)i);
+                char err[160];
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    config_raise_at(L, kline, "listener '%s': ratelimit.exempt[%d]: expected a "
+                                    "string, got %s", lc->name, (int)i, luaL_typename(L, -1));
+                if (peerlimit_parse_net(lua_tostring(L, -1), &rl->exempt[rl->nexempt], err,
+                                        sizeof err) != 0)
+                    config_raise_at(L, kline, "listener '%s': ratelimit.exempt: %s", lc->name,
+                                    err);
+                rl->nexempt++;
+                lua_pop(L, 1);
+            }
+        } else {
+            config_raise_at(L, kline, "listener '%s': unknown key 'ratelimit.%s'", lc->name, k);
+        }
+        lua_pop(L, 1);
+    }
+    if (rl->rate <= 0)
+        config_raise_at(L, line, "listener '%s': ratelimit.rate is missing", lc->name);
+    if (rl->burst < 0)
+        rl->burst = rl->rate < 1 ? 1 : rl->rate;
+}
+
+static void config_parse_joins(lua_State *L, struct config_load_ctx *c, struct listener_cfg *lc,
+                               int idx)
+{
+    int line = config_key_line(c, lc->line, "join");
+    lc->join_line = line;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_newtable(L);
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, -2, 1);
+        lua_replace(L, idx);
+    }
+    size_t n = lua_istable(L, idx) ? lua_rawlen(L, idx) : 0;
+    if (!lua_istable(L, idx) || n > MCAST_MAX_JOINS)
+        config_raise_at(L, line, "listener '%s': join: expected a list of up to %d groups",
+                        lc->name, MCAST_MAX_JOINS);
+    lc->joins = calloc(n ? n : 1, sizeof *lc->joins);
+    if (!lc->joins)
+        luaL_error(L, "out of memory");
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, (lua_Integer)i);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            config_raise_at(L, line, "listener '%s': join[%d]: expected a string, got %s",
+                            lc->name, (int)i, luaL_typename(L, -1));
+        char err[256];
+        struct mcast_join *j = &lc->joins[lc->njoins];
+        if (mcast_parse(lua_tostring(L, -1), j, err, sizeof err) != 0)
+            config_raise_at(L, line, "listener '%s': join: %s", lc->name, err);
+        if (mcast_in(j, lc->joins, lc->njoins))
+            config_raise_at(L, line, "listener '%s': join: '%s' is listed twice", lc->name,
+                            j->text);
+        lc->njoins++;
+        lua_pop(L, 1);
+    }
+}
+
+/* After the listener's table: every group has a socket of its family to join on. */
+static void config_check_joins(lua_State *L, struct listener_cfg *lc)
+{
+    for (size_t i = 0; i < lc->njoins; i++) {
+        int family = lc->joins[i].group.ss_family, found = 0;
+        for (size_t b = 0; b < lc->nbinds && !found; b++)
+            found = lc->binds[b].kind != SOCK_KIND_UNIX &&
+                    lc->binds[b].addr.ss_family == family;
+        if (!found)
+            config_raise_at(L, lc->join_line, "listener '%s': join: '%s' needs an %s bind to "
+                            "join it on (such as %s)", lc->name, lc->joins[i].text,
+                            family == AF_INET ? "IPv4" : "IPv6",
+                            family == AF_INET ? "\"0.0.0.0:port\"" : "\"[::]:port\"");
+    }
+}
+
 static void config_parse_binds(lua_State *L, struct config_load_ctx *c, struct listener_cfg *lc,
                                int idx)
 {
@@ -469,6 +617,7 @@ static int config_listen_table(lua_State *L)
     lc->unix_mode = -1;
     lc->handler_memory = -1;
     lc->options_ref = LUA_NOREF;
+    lc->v6only = lc->tos = lc->ttl = -1;
 
     lua_pushnil(L);
     while (lua_next(L, 1)) {
@@ -487,6 +636,32 @@ static int config_listen_table(lua_State *L)
             lc->handler = config_strdup(L, lua_tostring(L, v));
         } else if (strcmp(k, "recv") == 0) {
             config_parse_recv(L, c, lc, v);
+        } else if (strcmp(k, "ratelimit") == 0) {
+            config_parse_ratelimit(L, c, lc, v);
+        } else if (strcmp(k, "join") == 0) {
+            config_parse_joins(L, c, lc, v);
+        } else if (strcmp(k, "freebind") == 0 || strcmp(k, "v6only") == 0) {
+            if (lua_type(L, v) != LUA_TBOOLEAN)
+                return config_raise_at(L, kline, "listener '%s': %s: expected true or false",
+                                       name, k);
+            *(k[0] == 'f' ? &lc->freebind : &lc->v6only) = lua_toboolean(L, v);
+        } else if (strcmp(k, "device") == 0) {
+            size_t dlen = 0;
+            const char *dev = lua_type(L, v) == LUA_TSTRING ? lua_tolstring(L, v, &dlen) : "";
+            if (dlen == 0 || dlen >= sizeof lc->device)
+                return config_raise_at(L, kline, "listener '%s': device: expected an interface "
+                                       "name", name);
+            if (if_nametoindex(dev) == 0)
+                return config_raise_at(L, kline, "listener '%s': device: unknown interface "
+                                       "'%s'", name, dev);
+            memcpy(lc->device, dev, dlen + 1);
+        } else if (strcmp(k, "tos") == 0 || strcmp(k, "ttl") == 0) {
+            lua_Integer iv = 0;
+            int is_tos = k[1] == 'o';
+            if (!config_is_int(L, v, &iv) || iv < (is_tos ? 0 : 1) || iv > 255)
+                return config_raise_at(L, kline, "listener '%s': %s: expected an integer from "
+                                       "%d to 255", name, k, is_tos ? 0 : 1);
+            *(is_tos ? &lc->tos : &lc->ttl) = (int)iv;
         } else if (strcmp(k, "options") == 0) {
             if (!lua_istable(L, v))
                 return config_raise_at(L, kline, "listener '%s': options: expected a table, "
@@ -522,6 +697,7 @@ static int config_listen_table(lua_State *L)
         return config_raise_at(L, line, "listener '%s': bind is missing", name);
     if (!lc->handler)
         return config_raise_at(L, line, "listener '%s': handler is missing", name);
+    config_check_joins(L, lc);
     lc->complete = 1;
     return 0;
 }
@@ -806,6 +982,8 @@ void config_free(struct config *cfg)
         free(lc->binds);
         free(lc->handler);
         free(lc->handler_path);
+        free(lc->ratelimit);
+        free(lc->joins);
     }
     free(cfg->listeners);
     for (size_t i = 0; i < cfg->npaths; i++)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <lua.h>
 #include "netio.h"
+#include "peerlimit.h"
 
 struct lalloc;
 
@@ -27,6 +28,14 @@ struct listener_cfg {
     int unix_mode;         /* -1: leave as created */
     long long handler_memory; /* bytes its Lua state may hold, 0 = no cap, -1: the global */
     int unsafe;            /* unsafe = true: the sandbox's forbidden calls are allowed */
+    struct peerlimit_cfg *ratelimit; /* ratelimit = { ... }, or NULL: no per-peer limit */
+    struct mcast_join *joins; /* join = { ... }: multicast groups */
+    size_t njoins;
+    int join_line;
+    int freebind;          /* freebind = true */
+    char device[16];       /* device = "eth0", "" if none */
+    int v6only;            /* -1: as the bind says; 0 or 1 */
+    int tos, ttl;          /* -1: the kernel's */
     int options_ref;       /* registry reference (in config->L) to its options table */
     int complete;          /* its listen call ran to the end */
 };

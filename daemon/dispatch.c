@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 
@@ -123,12 +124,49 @@ static int dispatch_batch_p(lua_State *L)
     return 0;
 }
 
+/* The per-peer rate limit (ratelimit = { ... }): drops the datagrams whose peer has no
+ * token left, keeping the others in order at the front of recs; returns how many are
+ * kept. One clock read per batch: every datagram of a batch arrived "now". */
+static int dispatch_limit(struct wsock *ws, struct dgram *recs, int n)
+{
+    struct wlistener *wl = ws->wl;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    char peer[ADDR_STRLEN] = "";
+    int kept = 0;
+    for (int i = 0; i < n; i++) {
+        const struct sockaddr *sa = (const struct sockaddr *)&recs[i].peer;
+        if (peerlimit_allow(wl->limit, sa, now_ns)) {
+            if (kept != i)
+                recs[kept] = recs[i];
+            kept++;
+        } else if (!peer[0]) {
+            addr_format(sa, recs[i].peerlen, 0, peer, sizeof peer);
+        }
+    }
+    if (kept == n)
+        return n;
+    lstats_add(wl->stats, LS_RATELIMITED, (uint64_t)(n - kept));
+    unsigned suppressed;
+    if (ratelimit_allow(&wl->limit_rl, 1, &suppressed))
+        log_warn(wl->w->d->log, "listener '%s': datagrams from %s over the per-peer rate limit "
+                 "dropped (counted in luadgramd_ratelimited_total; one such line a second%s)",
+                 wl->cfg->name, peer, suppressed ? ", others suppressed" : "");
+    return kept;
+}
+
 static void dispatch_batch(struct wsock *ws, struct dgram *recs, int n)
 {
     struct wlistener *wl = ws->wl;
     struct worker *w = wl->w;
     for (int i = 0; i < n; i++)
         dispatch_account(ws, &recs[i]);
+    if (wl->limit) {
+        n = dispatch_limit(ws, recs, n);
+        if (n == 0)
+            return;
+    }
     struct dispatch_batch b = {ws, recs, n, 0};
     /* The state cannot change during the batch: a rebuild runs from the loop. */
     struct lstate *st = wl->st;

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "dgram.h"
+#include "mcast.h"
 
 /* ---- socket set-up (sock_linux.c) ---- */
 
@@ -28,7 +29,13 @@ struct sock_opts {
     int reuseport;     /* SO_REUSEPORT */
     int unix_mode;     /* unix: chmod of the socket file; -1 leaves the umask's */
     int want_ttl, want_tos, want_time; /* ask for IP_TTL/HOPLIMIT, TOS/TCLASS, SO_TIMESTAMPNS */
+    int freebind;      /* bind an address not (yet) on any interface (IP_FREEBIND) */
+    char device[16];   /* "": any; else receive and send only on it (SO_BINDTODEVICE) */
+    int v6only;        /* IPv6 sockets: SOCK_V6ONLY_AS_BIND ([::] is dual-stack), _ON, _OFF */
+    int has_tos, tos;  /* the TOS / traffic class of what it sends (else the kernel's) */
+    int has_ttl, ttl;  /* the TTL / hop limit of what it sends, unicast and multicast */
 };
+enum { SOCK_V6ONLY_AS_BIND, SOCK_V6ONLY_ON, SOCK_V6ONLY_OFF };
 
 /* Opens, configures and binds a non-blocking socket. Always asks for packet info, the error
  * queue (ICMP errors), SO_RXQ_OVFL and, on unix sockets, SO_PASSCRED. A stale unix socket
@@ -37,6 +44,15 @@ struct sock_opts {
  * *granted is the receive buffer size the kernel granted (what SO_RCVBUF reads back). */
 int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *granted,
               char *err, size_t errlen);
+
+/* Joins (join = 1) or leaves (0) the multicast group j on fd, an IP socket of j's family
+ * (MCAST_JOIN_GROUP / MCAST_JOIN_SOURCE_GROUP and their LEAVE twins). 0, or -1 with err set
+ * to "join 239.1.2.3%eth0: No such device (ENODEV)". */
+int sock_mcast(int fd, const struct mcast_join *j, int join, char *err, size_t errlen);
+
+/* Makes fd receive only the groups it joined itself, not every group some other socket of
+ * the host joined on its port (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off). 0 or -1. */
+int sock_mcast_own_only(int fd, int family);
 
 /* Closes fd; for a unix socket also removes its file. */
 void sock_close(int fd, const struct sock_spec *spec);

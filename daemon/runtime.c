@@ -91,7 +91,7 @@ int daemon_apply(struct daemon_ctx *dc, struct config *cfg, char *err, size_t er
     dc->workers = NULL;
     dc->nworkers = 0;
     if (dc->cfg)
-        sockset_retire(&dc->socks, &socks);
+        sockset_retire(&dc->socks, &socks, &dc->log);
     dc->socks = socks;
     config_free(dc->cfg);
     dc->cfg = cfg;

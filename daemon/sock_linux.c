@@ -7,6 +7,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -178,6 +180,50 @@ static int set_rcvbuf(int fd, const struct sock_spec *spec, int want, int *grant
     return 0;
 }
 
+/* Sets one integer option when `value` >= 0, naming it in err on failure. */
+static int set_value(int fd, int level, int name, const char *what, int value,
+                     const struct sock_spec *spec, char *err, size_t errlen)
+{
+    if (value < 0 || set_int(fd, level, name, value) == 0)
+        return 0;
+    char op[64];
+    snprintf(op, sizeof op, "setsockopt %s", what);
+    set_err(err, errlen, op, spec, errno);
+    return -1;
+}
+
+/* The listener's binding options of an IP socket: freebind, device, tos and ttl (on an
+ * IPv6 UDP socket both levels, for its IPv4 datagrams too). */
+static int set_binding(int fd, const struct sock_spec *spec, const struct sock_opts *o,
+                       char *err, size_t errlen)
+{
+    int is6 = spec->addr.ss_family == AF_INET6;
+    int want4 = !is6 || spec->kind == SOCK_KIND_UDP;
+    int tos = o->has_tos ? o->tos : -1, ttl = o->has_ttl ? o->ttl : -1;
+    if (o->device[0] &&
+        setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, o->device, (socklen_t)strlen(o->device))) {
+        set_err(err, errlen, "setsockopt SO_BINDTODEVICE", spec, errno);
+        return -1;
+    }
+    if (o->freebind &&
+        (is6 ? set_value(fd, IPPROTO_IPV6, IPV6_FREEBIND, "IPV6_FREEBIND", 1, spec, err, errlen)
+             : set_value(fd, IPPROTO_IP, IP_FREEBIND, "IP_FREEBIND", 1, spec, err, errlen)))
+        return -1;
+    if (want4 && (set_value(fd, IPPROTO_IP, IP_TOS, "IP_TOS", tos, spec, err, errlen) ||
+                  set_value(fd, IPPROTO_IP, IP_TTL, "IP_TTL", ttl, spec, err, errlen) ||
+                  set_value(fd, IPPROTO_IP, IP_MULTICAST_TTL, "IP_MULTICAST_TTL", ttl, spec,
+                            err, errlen)))
+        return -1;
+    if (is6 && (set_value(fd, IPPROTO_IPV6, IPV6_TCLASS, "IPV6_TCLASS", tos, spec, err,
+                          errlen) ||
+                set_value(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, "IPV6_UNICAST_HOPS", ttl, spec,
+                          err, errlen) ||
+                set_value(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, "IPV6_MULTICAST_HOPS", ttl,
+                          spec, err, errlen)))
+        return -1;
+    return 0;
+}
+
 int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *granted,
               char *err, size_t errlen)
 {
@@ -233,7 +279,9 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
     }
     if (family == AF_INET6 && spec->kind == SOCK_KIND_UDP) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&spec->addr;
-        int v6only = !spec->dualstack && !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
+        int v6only = opts->v6only == SOCK_V6ONLY_ON    ? 1
+                     : opts->v6only == SOCK_V6ONLY_OFF ? 0
+                     : !spec->dualstack && !IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr);
         if (set_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, v6only) != 0) {
             set_err(err, errlen, "setsockopt IPV6_V6ONLY", spec, errno);
             goto fail;
@@ -254,7 +302,8 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
     } else if (set_ip_options(fd, spec, opts, err, errlen) != 0) {
         goto fail;
     }
-    if (set_rcvbuf(fd, spec, opts->rcvbuf, granted, err, errlen) != 0)
+    if (set_rcvbuf(fd, spec, opts->rcvbuf, granted, err, errlen) != 0 ||
+        (spec->kind != SOCK_KIND_UNIX && set_binding(fd, spec, opts, err, errlen) != 0))
         goto fail;
 
     if (bind(fd, (const struct sockaddr *)&addr, spec->addrlen) != 0) {
@@ -359,4 +408,44 @@ int sock_matches(int fd, const struct sock_spec *spec)
     if (getsockname(fd, (struct sockaddr *)&bound, &len) != 0)
         return 0;
     return same_address(&bound, len, spec);
+}
+
+int sock_mcast(int fd, const struct mcast_join *j, int join, char *err, size_t errlen)
+{
+    int family = j->group.ss_family;
+    int level = family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    int r;
+    if (j->source.ss_family == AF_UNSPEC) {
+        struct group_req gr;
+        memset(&gr, 0, sizeof gr);
+        gr.gr_interface = j->ifindex;
+        memcpy(&gr.gr_group, &j->group, sizeof gr.gr_group);
+        r = setsockopt(fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP, &gr, sizeof gr);
+    } else {
+        struct group_source_req gs;
+        memset(&gs, 0, sizeof gs);
+        gs.gsr_interface = j->ifindex;
+        memcpy(&gs.gsr_group, &j->group, sizeof gs.gsr_group);
+        memcpy(&gs.gsr_source, &j->source, sizeof gs.gsr_source);
+        r = setsockopt(fd, level, join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP,
+                       &gs, sizeof gs);
+    }
+    if (r == 0)
+        return 0;
+    int e = errno;
+    char text[128];
+    snprintf(err, errlen, "%s %s: %s (%s)", join ? "join" : "leave", j->text,
+             strerror_r(e, text, sizeof text), errno_name(e));
+    return -1;
+}
+
+int sock_mcast_own_only(int fd, int family)
+{
+    if (set_int(fd, IPPROTO_IP, IP_MULTICAST_ALL, 0) != 0 && family == AF_INET)
+        return -1;
+#ifdef IPV6_MULTICAST_ALL
+    if (family == AF_INET6 && set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0) != 0)
+        return -1;
+#endif
+    return 0;
 }

@@ -82,6 +82,7 @@ static void sockset_free(struct sockset *s)
     for (size_t i = 0; i < s->n; i++) {
         free(s->v[i].listener);
         free(s->v[i].bind_str);
+        free(s->v[i].joins);
     }
     free(s->v);
     s->v = NULL;
@@ -185,6 +186,93 @@ static int sockset_open_one(struct sockset *out, const struct sockset *old,
     return 0;
 }
 
+static const struct sock_entry *sockset_by_fd(const struct sockset *s, int fd)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (s->v[i].fd == fd)
+            return &s->v[i];
+    return NULL;
+}
+
+static int sockset_has_join(const struct sock_entry *e, const struct mcast_join *j)
+{
+    for (size_t i = 0; e && i < e->njoins; i++)
+        if (mcast_same(&e->joins[i].j, j))
+            return 1;
+    return 0;
+}
+
+/* The multicast memberships of e, just added to the new set: when it is its bind's joiner
+ * (the one socket of the bind that reads group traffic), lc's groups of its family; the
+ * ones its socket held before (prev, a kept socket) stay, new ones are joined. Leaves
+ * nothing: sockset_retire leaves what the new set dropped, sockset_discard what a failed
+ * build joined. A listener with groups receives only its own (sock_mcast_own_only), so the
+ * other workers' sockets of the bind get no copies. */
+static int sockset_join(struct sock_entry *e, const struct sock_entry *prev, int joiner,
+                        const struct config *cfg, const struct listener_cfg *lc,
+                        struct logger *lg, char *err, size_t errlen)
+{
+    int family = e->spec.addr.ss_family;
+    if (lc->njoins == 0 || e->spec.kind == SOCK_KIND_UNIX)
+        return 0;
+    if (sock_mcast_own_only(e->fd, family) != 0)
+        log_warn(lg, "listener '%s': %s: cannot turn IP_MULTICAST_ALL off: it also receives "
+                 "groups other sockets of the host joined", lc->name, e->bind_str);
+    if (!joiner)
+        return 0;
+    e->joins = calloc(lc->njoins, sizeof *e->joins);
+    if (!e->joins) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < lc->njoins; i++) {
+        const struct mcast_join *j = &lc->joins[i];
+        if (j->group.ss_family != family)
+            continue;
+        int fresh = !sockset_has_join(prev, j);
+        char why[256];
+        if (fresh && sock_mcast(e->fd, j, 1, why, sizeof why) != 0) {
+            snprintf(err, errlen, "%s:%d: listener '%s': %s: %s", cfg->file, lc->join_line,
+                     lc->name, e->bind_str, why);
+            return -1;
+        }
+        if (fresh)
+            log_info(lg, "listener '%s': %s: joined %s", lc->name, e->bind_str, j->text);
+        e->joins[e->njoins].j = *j;
+        e->joins[e->njoins].fresh = fresh;
+        e->njoins++;
+    }
+    return 0;
+}
+
+/* Leaves the groups of e (those marked fresh only, or all), logging failures. */
+static void sockset_leave(struct sock_entry *e, int fresh_only, const struct sock_entry *keep,
+                          struct logger *lg)
+{
+    for (size_t i = 0; i < e->njoins; i++) {
+        const struct mcast_join *j = &e->joins[i].j;
+        if ((fresh_only && !e->joins[i].fresh) || sockset_has_join(keep, j))
+            continue;
+        char why[256];
+        if (sock_mcast(e->fd, j, 0, why, sizeof why) != 0) {
+            if (lg)
+                log_warn(lg, "listener '%s': %s: %s", e->listener, e->bind_str, why);
+        } else if (lg && keep) {
+            log_info(lg, "listener '%s': %s: left %s", e->listener, e->bind_str, j->text);
+        }
+    }
+}
+
+/* sockset_join for the entry just added to out. */
+static int sockset_join_last(struct sockset *out, const struct sockset *old, int joiner,
+                             const struct config *cfg, const struct listener_cfg *lc,
+                             struct logger *lg, char *err, size_t errlen)
+{
+    struct sock_entry *e = &out->v[out->n - 1];
+    const struct sock_entry *prev = e->reused ? sockset_by_fd(old, e->fd) : NULL;
+    return sockset_join(e, prev, joiner, cfg, lc, lg, err, errlen);
+}
+
 int sockset_build(struct sockset *out, const struct sockset *old, const struct config *cfg,
                   int nworkers, struct inherited_fds *inh, struct logger *lg, char *err,
                   size_t errlen)
@@ -205,6 +293,14 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
             e.opts.want_tos = lc->want_tos;
             e.opts.want_time = lc->want_time;
             e.opts.reuseport = lc->reuseport;
+            e.opts.freebind = lc->freebind;
+            memcpy(e.opts.device, lc->device, sizeof e.opts.device);
+            e.opts.v6only = lc->v6only < 0 ? SOCK_V6ONLY_AS_BIND
+                            : lc->v6only ? SOCK_V6ONLY_ON : SOCK_V6ONLY_OFF;
+            e.opts.has_tos = lc->tos >= 0;
+            e.opts.tos = lc->tos;
+            e.opts.has_ttl = lc->ttl >= 0;
+            e.opts.ttl = lc->ttl;
             /* UDP: one SO_REUSEPORT socket per worker, so the kernel spreads the load.
              * Unix, raw and systemd's sockets: one socket, read by one worker. */
             int per_worker = e.spec.kind == SOCK_KIND_UDP && nworkers > 1;
@@ -212,7 +308,8 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
             if (per_worker && kept) {
                 /* Still the socket systemd handed over at start (its reader must exist). */
                 e.slot = kept->slot < nworkers ? kept->slot : (int)(li % (size_t)nworkers);
-                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0)
+                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0 ||
+                    sockset_join_last(out, old, 1, cfg, lc, lg, err, errlen) != 0)
                     goto fail;
             } else if (per_worker) {
                 /* A socket systemd handed over cannot be shared with SO_REUSEPORT. */
@@ -228,18 +325,22 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
                         snprintf(err, errlen, "out of memory");
                         goto fail;
                     }
+                    if (sockset_join_last(out, old, 1, cfg, lc, lg, err, errlen) != 0)
+                        goto fail;
                     continue;
                 }
                 e.opts.reuseport = 1;
                 for (int w = 0; w < nworkers; w++) {
                     e.slot = w;
-                    if (sockset_open_one(out, old, &e, 0, inh, lg, cfg, lc, err, errlen) != 0)
+                    if (sockset_open_one(out, old, &e, 0, inh, lg, cfg, lc, err, errlen) != 0 ||
+                        sockset_join_last(out, old, w == 0, cfg, lc, lg, err, errlen) != 0)
                         goto fail;
                 }
             } else {
                 e.slot = e.spec.kind == SOCK_KIND_UDP && nworkers == 1 ? 0
                                                                         : (int)(li % (size_t)nworkers);
-                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0)
+                if (sockset_open_one(out, old, &e, 1, inh, lg, cfg, lc, err, errlen) != 0 ||
+                    sockset_join_last(out, old, 1, cfg, lc, lg, err, errlen) != 0)
                     goto fail;
             }
         }
@@ -250,27 +351,35 @@ fail:
     return -1;
 }
 
-/* Closes the entry's socket and frees what lives as long as it. */
+/* Leaves its groups, closes the entry's socket and frees what lives as long as it. */
 static void sockset_close_entry(struct sock_entry *e)
 {
+    sockset_leave(e, 0, NULL, NULL);
     sock_close(e->fd, &e->spec);
     free(e->last_ovfl);
     e->last_ovfl = NULL;
 }
 
-void sockset_retire(struct sockset *old, const struct sockset *now)
+void sockset_retire(struct sockset *old, const struct sockset *now, struct logger *lg)
 {
-    for (size_t i = 0; i < old->n; i++)
-        if (!sockset_uses_fd(now, old->v[i].fd))
+    for (size_t i = 0; i < old->n; i++) {
+        const struct sock_entry *kept = sockset_by_fd(now, old->v[i].fd);
+        if (kept)
+            sockset_leave(&old->v[i], 0, kept, lg);
+        else
             sockset_close_entry(&old->v[i]);
+    }
     sockset_free(old);
 }
 
 void sockset_discard(struct sockset *failed)
 {
-    for (size_t i = 0; i < failed->n; i++)
+    for (size_t i = 0; i < failed->n; i++) {
         if (!failed->v[i].reused)
             sockset_close_entry(&failed->v[i]);
+        else
+            sockset_leave(&failed->v[i], 1, NULL, NULL);
+    }
     sockset_free(failed);
 }
 

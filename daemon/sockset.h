@@ -10,6 +10,8 @@
 #include "log.h"
 #include "netio.h"
 
+struct sock_join;
+
 struct sock_entry {
     char *listener;         /* name of the listener that uses it */
     char *bind_str;         /* as written in the configuration */
@@ -22,6 +24,15 @@ struct sock_entry {
     int inherited;          /* fd came from systemd */
     uint32_t *last_ovfl;    /* the last SO_RXQ_OVFL total seen on fd: lives as long as the
                                fd (across reloads), used by the one worker reading it */
+    struct sock_join *joins; /* the multicast groups fd is a member of (owned) */
+    size_t njoins;
+};
+
+/* A membership of a socket; fresh: joined by the build that made this set (a failed build
+ * leaves those again). */
+struct sock_join {
+    struct mcast_join j;
+    int fresh;
 };
 
 struct sockset {
@@ -46,14 +57,15 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
                   int nworkers, struct inherited_fds *inh, struct logger *lg, char *err,
                   size_t errlen);
 
-/* After a successful switch from old to now: closes old's sockets that now does not reuse,
- * and frees old. */
-void sockset_retire(struct sockset *old, const struct sockset *now);
+/* After a successful switch from old to now: leaves the groups a kept socket is no longer
+ * to be in, closes old's sockets that now does not reuse, and frees old. */
+void sockset_retire(struct sockset *old, const struct sockset *now, struct logger *lg);
 
-/* After a failed build: closes the sockets `failed` opened itself, and frees it. */
+/* After a failed build: leaves the groups it joined on kept sockets, closes the sockets
+ * `failed` opened itself, and frees it. */
 void sockset_discard(struct sockset *failed);
 
-/* Closes and frees everything (unix socket files removed). */
+/* Leaves every group, closes and frees everything (unix socket files removed). */
 void sockset_close_all(struct sockset *s);
 
 #endif

@@ -7,7 +7,7 @@
 const char *const lstats_names[LSTATS_NFIELDS] = {
     "received", "bytes", "handled", "handler_errors", "handler_timeouts", "truncated",
     "ctruncated", "kernel_drops", "recv_errors", "socket_errors", "sent", "send_errors",
-    "send_dropped", "handler_memory_errors", "handler_restarts",
+    "send_dropped", "handler_memory_errors", "handler_restarts", "ratelimited",
 };
 const char *const lstats_help[LSTATS_NFIELDS] = {
     "Datagrams received",
@@ -25,6 +25,7 @@ const char *const lstats_help[LSTATS_NFIELDS] = {
     "Datagrams dropped because the send queue was full",
     "Handler calls stopped because the Lua state reached handler_memory",
     "Lua states rebuilt from their scripts because they stayed over 80% of handler_memory",
+    "Datagrams dropped before the handler by the listener's per-peer rate limit",
 };
 
 void stats_init(struct stats_registry *r)

@@ -25,6 +25,7 @@ enum lstats_field {
     LS_SEND_DROPPED,     /* sends dropped: queue full while the socket was blocked */
     LS_HANDLER_MEMORY_ERRORS, /* handler calls stopped by handler_memory */
     LS_HANDLER_RESTARTS, /* Lua states rebuilt (still over 80 % of handler_memory) */
+    LS_RATELIMITED,      /* datagrams dropped by the listener's per-peer rate limit */
     LSTATS_NFIELDS
 };
 

@@ -5,7 +5,6 @@
 #include "worker.h"
 
 #include <errno.h>
-#include <ifaddrs.h>
 #include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
@@ -20,6 +19,7 @@
 #include "addr.h"
 #include "dispatch.h"
 #include "errname.h"
+#include "ifaddr.h"
 #include "lalloc.h"
 #include "lbind.h"
 #include "sandbox.h"
@@ -316,31 +316,36 @@ struct wsock *worker_sock_for(struct worker *w, const char *name, const struct s
 
 /* ---- broadcast addresses ---- */
 
-static void worker_refresh_bcasts(struct worker *w)
+static void worker_refresh_bcasts(struct worker *w, int64_t now_sec)
 {
-    struct ifaddrs *ifa, *p;
-    w->nbcasts = 0;
-    if (getifaddrs(&ifa) != 0)
-        return;
-    for (p = ifa; p && w->nbcasts < sizeof w->bcasts / sizeof w->bcasts[0]; p = p->ifa_next) {
-        if (!(p->ifa_flags & IFF_BROADCAST) || !p->ifa_broadaddr ||
-            p->ifa_broadaddr->sa_family != AF_INET)
-            continue;
-        w->bcasts[w->nbcasts++] = ((struct sockaddr_in *)p->ifa_broadaddr)->sin_addr.s_addr;
-    }
-    freeifaddrs(ifa);
+    w->nbcasts = ifaddr_bcasts(w->bcasts, sizeof w->bcasts / sizeof w->bcasts[0]);
+    w->bcasts_at = now_sec ? now_sec : 1;
 }
 
+/* The loop's watch said addresses changed: the list is re-read at its next use. */
+static void worker_on_ifaddr(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    if (ifaddr_watch_changed(w->ifaddrs))
+        w->bcasts_at = 0;
+}
+
+/* With a watch the list is re-read when an address was added or removed: the pending
+ * notices are taken here, before the answer, so a datagram to a broadcast address added
+ * just before it was sent is seen as one (the loop's event may not have run yet); without
+ * one, every 5 seconds. */
 int worker_is_bcast(struct worker *w, const struct dgram *d)
 {
     if (!(d->has & DG_HAS_DST) || d->dst.ss_family != AF_INET)
         return 0;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (w->bcasts_at == 0 || now.tv_sec - w->bcasts_at >= 5) {
-        worker_refresh_bcasts(w);
-        w->bcasts_at = now.tv_sec ? now.tv_sec : 1;
-    }
+    int stale = w->bcasts_at == 0 ||
+                (w->ifaddrs ? ifaddr_watch_changed(w->ifaddrs) : now.tv_sec - w->bcasts_at >= 5);
+    if (stale)
+        worker_refresh_bcasts(w, now.tv_sec);
     return dgram_is_bcast((const struct sockaddr *)&d->dst, w->bcasts, w->nbcasts);
 }
 
@@ -719,6 +724,23 @@ static void worker_rebuild(evutil_socket_t fd, short what, void *arg)
              wl->cfg->handler_path, held, wl->mem_limit);
 }
 
+/* The listener's rate limit table in this worker, its hash keyed from the system's random
+ * source (so that its chains cannot be predicted from outside). */
+static int worker_limit_open(struct wlistener *wl, char *err, size_t errlen)
+{
+    uint64_t seed = 0;
+    if (getentropy(&seed, sizeof seed) != 0)
+        seed = (uint64_t)time(NULL) ^ ((uint64_t)(uintptr_t)wl << 17);
+    wl->limit = peerlimit_new(wl->cfg->ratelimit, seed);
+    if (!wl->limit) {
+        snprintf(err, errlen, "listener '%s': out of memory for a ratelimit table of %u "
+                 "peers (%zu bytes)", wl->cfg->name, (unsigned)wl->cfg->ratelimit->peers,
+                 peerlimit_memory(wl->cfg->ratelimit->peers));
+        return -1;
+    }
+    return 0;
+}
+
 struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
                              const struct sockset *socks, int slot, char *err, size_t errlen)
 {
@@ -744,6 +766,16 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
     snprintf(w->timeout_text, sizeof w->timeout_text, "%g", cfg->handler_timeout);
     if (cfg->handler_timeout > 0 && worker_watchdog_start(w, err, errlen) != 0)
         goto fail;
+
+    w->ifaddrs = ifaddr_watch_open(); /* NULL: msg.bcast re-reads every 5 s instead */
+    if (w->ifaddrs) {
+        w->ifaddrs_ev = event_new(w->base, ifaddr_watch_fd(w->ifaddrs), EV_READ | EV_PERSIST,
+                                  worker_on_ifaddr, w);
+        if (!w->ifaddrs_ev || event_add(w->ifaddrs_ev, NULL) != 0) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
 
     w->listeners = calloc(cfg->nlisteners, sizeof *w->listeners);
     if (!w->listeners) {
@@ -776,6 +808,8 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
                      wl->cfg->name, wl->cfg->batch, wl->cfg->size);
             goto fail;
         }
+        if (wl->cfg->ratelimit && worker_limit_open(wl, err, errlen) != 0)
+            goto fail;
         wl->rebuild_ev = event_new(w->base, -1, 0, worker_rebuild, wl);
         if (!wl->rebuild_ev) {
             snprintf(err, errlen, "out of memory");
@@ -881,8 +915,12 @@ void worker_destroy(struct worker *w)
                 close(wl->clients[c].fd);
         if (wl->ring.recs)
             recv_ring_free(&wl->ring);
+        peerlimit_free(wl->limit);
     }
     sendq_free(&w->sq, w->d->log);
+    if (w->ifaddrs_ev)
+        event_free(w->ifaddrs_ev);
+    ifaddr_watch_close(w->ifaddrs);
     free(w->listeners);
     free(w->package_path);
     if (w->base)

@@ -14,6 +14,7 @@
 #include "dgram.h"
 #include "log.h"
 #include "netio.h"
+#include "peerlimit.h"
 #include "sockset.h"
 #include "stats.h"
 #include "watchdog.h"
@@ -75,6 +76,8 @@ struct wlistener {
     struct recv_ring ring;    /* recv.batch buffers of recv.size, allocated once */
     struct ratelimit err_rl;  /* handler error log lines */
     struct ratelimit drop_rl; /* truncation / kernel drop log lines */
+    struct peerlimit *limit;  /* ratelimit = { ... }: this worker's table, or NULL */
+    struct ratelimit limit_rl; /* rate limit drop log lines */
 };
 
 /* Replies and sends waiting for the end of a batch (or for writability). Data lives in an
@@ -116,10 +119,12 @@ struct worker {
     int in_call;              /* inside worker_pcall: the hook counts */
     const char *load_stage;   /* worker_load_handler: "loading", "init" or "" */
     const struct sockset *socks;
-    /* broadcast addresses of the interfaces, refreshed when older than a few seconds */
+    /* broadcast addresses of the interfaces, re-read when the watch says they changed */
     uint32_t bcasts[64];
     size_t nbcasts;
-    int64_t bcasts_at;
+    int64_t bcasts_at;        /* monotonic second of the last read, 0: to be read */
+    struct ifaddr_watch *ifaddrs; /* NULL: re-read every 5 s */
+    struct event *ifaddrs_ev; /* its notices, taken on the loop */
 };
 
 /* Creates a worker for slot: its loop, its Lua state, every handler it serves loaded and

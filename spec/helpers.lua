@@ -141,8 +141,8 @@ end
 
 -- Configuration text. t: workers, user, log_level, metrics, script_path, handler_budget,
 -- handler_timeout (globals, each written on its own line when given) and listeners = { {name=, bind=,
--- handler=, recv=, options=, mode=, reuseport=}, ... }, each key of a listener on its own
--- line.
+-- handler=, recv=, options=, mode=, reuseport=, ratelimit=, join=, freebind=, device=,
+-- v6only=, tos=, ttl=}, ... }, each key of a listener on its own line.
 -- By default workers = 1 and script_path holds scripts/ and spec/fixtures/ of the checkout.
 function h.config_text(t)
   local lines = { "-- written by spec/helpers.lua" }
@@ -161,7 +161,8 @@ function h.config_text(t)
   end
   for _, l in ipairs(t.listeners or {}) do
     lines[#lines + 1] = "listen " .. h.lua(l.name) .. " {"
-    for _, k in ipairs { "bind", "handler", "recv", "options", "reuseport", "mode" } do
+    for _, k in ipairs { "bind", "handler", "recv", "options", "reuseport", "mode", "ratelimit",
+                         "join", "freebind", "device", "v6only", "tos", "ttl" } do
       if l[k] ~= nil then lines[#lines + 1] = "  " .. k .. " = " .. h.lua(l[k]) .. "," end
     end
     lines[#lines + 1] = "}"

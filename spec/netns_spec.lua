@@ -15,11 +15,7 @@ local h = require "helpers"
 local HOST_IP, PEER_IP = "198.51.100.1", "198.51.100.2"
 
 -- Runs a shell command; returns whether it exited 0, and its output (stdout and stderr).
-local function run(cmd)
-  local out = h.capture("(" .. cmd .. ") 2>&1; echo \"rc=$?\"")
-  local text, rc = out:match("^(.-)\n?rc=(%d+)$")
-  return rc == "0", text
-end
+local run = require("netlab").run
 
 -- The command prefix that runs a program in the test host's namespace.
 local function in_ns(host)
