@@ -784,11 +784,27 @@ static struct mib_match jw_mib_name(struct jw *w, const char *member, size_t mle
     return mm;
 }
 
+/* The same for checked OID content, looked up in place and written straight into out. */
 static struct mib_match jw_mib_name_ber(struct jw *w, const char *member, size_t mlen,
                                         const uint8_t *oid, size_t len)
 {
-    uint32_t arcs[BER_MAX_OID_ARCS];
-    return jw_mib_name(w, member, mlen, arcs, mib_ber_arcs(oid, len, arcs));
+    struct mib_match mm = mib_lookup_ber(w->names, oid, len);
+    if (!mm.node)
+        return mm;
+    char *p = jw_room(w, mlen + MIB_NAME_MAX + 1);
+    if (p) {
+        memcpy(p, member, mlen);
+        size_t k = mlen + mib_name_write_ber(w->names, &mm, oid, len, p + mlen);
+        p[k] = '"';
+        jw_commit(w, k + 1);
+        return mm;
+    }
+    char tmp[MIB_NAME_MAX];
+    size_t k = mib_name_write_ber(w->names, &mm, oid, len, tmp);
+    jw_put(w, member, mlen);
+    jw_put(w, tmp, k);
+    JW_LIT(w, "\"");
+    return mm;
 }
 
 #define TRAP_NAME_MEMBER ",\"trap_name\":\""
@@ -798,7 +814,7 @@ static struct mib_match jw_mib_name_ber(struct jw *w, const char *member, size_t
  * accepts). */
 static void jw_varbind(struct jw *w, const struct snmp_varbind *vb)
 {
-    struct mib_match named = {NULL, 0};
+    struct mib_match named = {NULL, 0, 0};
     JW_LIT(w, "{\"oid\":");
     jw_oid(w, vb->oid, vb->oid_len);
     if (w->names)

@@ -39,7 +39,8 @@ static const struct mib_table *mib_names(void)
     return fuzz_mib_names;
 }
 
-/* An OID's name in the table: within MIB_NAME_MAX, "MODULE::descriptor" then ".arc"s. */
+/* An OID's name in the table: within MIB_NAME_MAX, "MODULE::descriptor" then ".arc"s, the
+ * same from the array of arcs and from the content in place. */
 static void check_mib_name(const uint8_t *oid, size_t len)
 {
     const struct mib_table *t = mib_names();
@@ -54,6 +55,12 @@ static void check_mib_name(const uint8_t *oid, size_t len)
         abort();
     name[k] = 0;
     if (k && (!strstr(name, "::") || strlen(name) != k))
+        abort();
+    /* the in-place lookup of the JSON record (mib_lookup_ber) names it alike */
+    struct mib_match fast = mib_lookup_ber(t, oid, len);
+    char again[MIB_NAME_MAX];
+    if (fast.node != mm.node || fast.matched != mm.matched ||
+        mib_name_write_ber(t, &fast, oid, len, again) != k || memcmp(again, name, k) != 0)
         abort();
     size_t label_len;
     const char *label = mib_enum_label(t, &mm, (int32_t)len, &label_len);

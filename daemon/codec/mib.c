@@ -31,6 +31,10 @@ struct mib_enum {
 struct mib_table {
     struct mib_node *nodes;     /* nodes[0]: the root, above iso, ccitt, joint-iso-ccitt */
     size_t nnodes, named;
+    /* Nearly every OID starts 1.3.6.1 (content 2b 06 01): mib_lookup_ber starts there, at
+     * this node (NULL: the table has none), with what the path to it matched. */
+    const struct mib_node *internet;
+    struct mib_match internet_match;
     struct mib_enum *enums;
     size_t nenums;
     char *text;
@@ -229,6 +233,27 @@ static int flatten(struct build *b, struct mib_table *t)
     return 0;
 }
 
+static const struct mib_node *find_child(const struct mib_table *t, const struct mib_node *n,
+                                         uint32_t arc);
+
+/* t->internet and t->internet_match: the walk down 1.3.6.1, done once. */
+static void find_internet(struct mib_table *t)
+{
+    static const uint32_t path[] = {1, 3, 6, 1};
+    const struct mib_node *node = &t->nodes[0];
+    struct mib_match m = {NULL, 0, 0};
+    for (size_t i = 0; i < 4 && node; i++) {
+        node = find_child(t, node, path[i]);
+        if (node && node->name != MIB_NO_NAME) {
+            m.node = node;
+            m.matched = i + 1;
+            m.tail = i;         /* 1.3: after octet 0, 1.3.6: after 1, 1.3.6.1: after 2 */
+        }
+    }
+    t->internet = node;
+    t->internet_match = m;
+}
+
 /* ---- libsmi, confined ---- */
 
 /* libsmi's global state, and the error collection of the load in progress. */
@@ -369,6 +394,8 @@ struct mib_table *mib_table_load(const char *const *dirs, size_t ndirs,
 
     if (ok && !b.failed && flatten(&b, t) != 0)
         b.failed = 1;
+    if (ok && !b.failed)
+        find_internet(t);
     if (ok && b.failed)
         snprintf(err, MIB_ERR_MAX, "out of memory");
     build_free_node(&b.root);
@@ -406,6 +433,12 @@ static const struct mib_node *find_child(const struct mib_table *t, const struct
                                          uint32_t arc)
 {
     size_t lo = n->first_child, hi = lo + n->nchildren;
+    if (n->nchildren <= 4) {            /* most nodes: a few children, no search */
+        for (; lo < hi; lo++)
+            if (t->nodes[lo].arc == arc)
+                return &t->nodes[lo];
+        return NULL;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         uint32_t a = t->nodes[mid].arc;
@@ -421,7 +454,7 @@ static const struct mib_node *find_child(const struct mib_table *t, const struct
 
 struct mib_match mib_lookup(const struct mib_table *t, const uint32_t *arcs, size_t n)
 {
-    struct mib_match m = {NULL, 0};
+    struct mib_match m = {NULL, 0, 0};
     const struct mib_node *node = &t->nodes[0];
     for (size_t i = 0; i < n; i++) {
         node = find_child(t, node, arcs[i]);
@@ -435,6 +468,31 @@ struct mib_match mib_lookup(const struct mib_table *t, const uint32_t *arcs, siz
     return m;
 }
 
+/* Writes ".arc" at out; returns its length. Arcs are mostly below 100. */
+static inline size_t put_arc(char *out, uint32_t a)
+{
+    out[0] = '.';
+    if (a < 10) {
+        out[1] = (char)('0' + a);
+        return 2;
+    }
+    if (a < 100) {
+        out[1] = (char)('0' + a / 10);
+        out[2] = (char)('0' + a % 10);
+        return 3;
+    }
+    char digits[10];
+    size_t k = 0;
+    do {
+        digits[k++] = (char)('0' + a % 10);
+        a /= 10;
+    } while (a);
+    size_t n = 1;
+    while (k)
+        out[n++] = digits[--k];
+    return n;
+}
+
 size_t mib_name_write(const struct mib_table *t, const struct mib_match *match,
                       const uint32_t *arcs, size_t n, char *out)
 {
@@ -443,19 +501,79 @@ size_t mib_name_write(const struct mib_table *t, const struct mib_match *match,
         return 0;
     memcpy(out, t->text + node->name, node->name_len);
     size_t len = node->name_len;
-    for (size_t i = match->matched; i < n; i++) {
-        char digits[10];
-        size_t k = 0;
-        uint32_t a = arcs[i];
-        do {
-            digits[k++] = (char)('0' + a % 10);
-            a /= 10;
-        } while (a);
-        out[len++] = '.';
-        while (k)
-            out[len++] = digits[--k];
-    }
+    for (size_t i = match->matched; i < n; i++)
+        len += put_arc(out + len, arcs[i]);
     return len;
+}
+
+/* The next arc of checked content from v[*i .. len). */
+static inline uint32_t next_arc(const uint8_t *v, size_t len, size_t *i)
+{
+    uint32_t x = 0;
+    while (*i < len) {
+        uint8_t b = v[(*i)++];
+        x = (x << 7) | (b & 0x7f);
+        if (!(b & 0x80))
+            break;
+    }
+    return x;
+}
+
+/* Walks on from `node` (at `depth` arcs, the content read up to i) as far as the table
+ * goes; m: what the path to it matched. */
+static struct mib_match walk_ber(const struct mib_table *t, const struct mib_node *node,
+                                 size_t depth, const uint8_t *v, size_t len, size_t i,
+                                 struct mib_match m)
+{
+    for (; node; depth++) {
+        if (node->name != MIB_NO_NAME) {
+            m.node = node;
+            m.matched = depth;
+            m.tail = i;
+        }
+        if (i >= len || node->nchildren == 0)
+            break;
+        node = find_child(t, node, next_arc(v, len, &i));
+    }
+    return m;
+}
+
+struct mib_match mib_lookup_ber(const struct mib_table *t, const uint8_t *v, size_t len)
+{
+    struct mib_match m = {NULL, 0, 0};
+    size_t i = 0;
+    if (len > 3 && v[0] == 0x2b && v[1] == 6 && v[2] == 1 && t->internet) {
+        i = 3;
+        const struct mib_node *node = find_child(t, t->internet, next_arc(v, len, &i));
+        return walk_ber(t, node, 5, v, len, i, t->internet_match);
+    }
+    uint32_t x = next_arc(v, len, &i);      /* the first group: two arcs */
+    uint32_t first = x < 40 ? 0 : x < 80 ? 1 : 2;
+    const struct mib_node *node = find_child(t, &t->nodes[0], first);
+    if (!node)
+        return m;
+    if (node->name != MIB_NO_NAME) {
+        m.node = node;
+        m.matched = 1;
+    }
+    return walk_ber(t, find_child(t, node, x - 40 * first), 2, v, len, i, m);
+}
+
+size_t mib_name_write_ber(const struct mib_table *t, const struct mib_match *match,
+                          const uint8_t *v, size_t len, char *out)
+{
+    const struct mib_node *node = match->node;
+    if (!node)
+        return 0;
+    if (match->matched < 2) {           /* the rest starts inside the first group */
+        uint32_t arcs[BER_MAX_OID_ARCS];
+        return mib_name_write(t, match, arcs, mib_ber_arcs(v, len, arcs), out);
+    }
+    memcpy(out, t->text + node->name, node->name_len);
+    size_t n = node->name_len, i = match->tail;
+    while (i < len)
+        n += put_arc(out + n, next_arc(v, len, &i));
+    return n;
 }
 
 const char *mib_enum_label(const struct mib_table *t, const struct mib_match *match,

@@ -39,6 +39,8 @@ size_t mib_table_size(const struct mib_table *t);
 struct mib_match {
     const void *node;
     size_t matched;
+    size_t tail;        /* mib_lookup_ber: the offset in the content of the arcs past node
+                         * (when matched >= 2: the first octet group holds two arcs) */
 };
 
 /* Looks up n arcs. */
@@ -48,6 +50,12 @@ struct mib_match mib_lookup(const struct mib_table *t, const uint32_t *arcs, siz
  * arcs, n: what was looked up. */
 size_t mib_name_write(const struct mib_table *t, const struct mib_match *match,
                       const uint32_t *arcs, size_t n, char *out);
+/* The same for checked OID content (ber_oid_check), read in place: the fast path of the
+ * JSON record (no array of arcs). Gives what mib_lookup gives for mib_ber_arcs of it. */
+struct mib_match mib_lookup_ber(const struct mib_table *t, const uint8_t *v, size_t len);
+/* mib_name_write for a match of mib_lookup_ber on v[0 .. len): the same text. */
+size_t mib_name_write_ber(const struct mib_table *t, const struct mib_match *match,
+                          const uint8_t *v, size_t len, char *out);
 /* The label of value v in the enumeration of the object match names (NULL when it has
  * none or v is not in it); *len gets its length. */
 const char *mib_enum_label(const struct mib_table *t, const struct mib_match *match,
