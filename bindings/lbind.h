@@ -45,6 +45,8 @@ int luaopen_luadgram(lua_State *L);
 int luaopen_luadgram_ber(lua_State *L);
 /* require "luadgram.syslog": the C syslog parser and JSON lines (module_syslog.c). */
 int luaopen_luadgram_syslog(lua_State *L);
+/* require "luadgram.mib": MIB names loaded with libsmi at init (module_mib.c). */
+int luaopen_luadgram_mib(lua_State *L);
 /* require "luadgram.file": writev of many strings at once (module_file.c). */
 int luaopen_luadgram_file(lua_State *L);
 

@@ -340,6 +340,8 @@ void lbind_preload(lua_State *L)
     lua_setfield(L, -2, "luadgram");
     lua_pushcfunction(L, luaopen_luadgram_ber);
     lua_setfield(L, -2, "luadgram.ber");
+    lua_pushcfunction(L, luaopen_luadgram_mib);
+    lua_setfield(L, -2, "luadgram.mib");
     lua_pushcfunction(L, luaopen_luadgram_syslog);
     lua_setfield(L, -2, "luadgram.syslog");
     lua_pushcfunction(L, luaopen_luadgram_file);

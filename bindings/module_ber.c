@@ -5,7 +5,9 @@
  *
  *   local ber = require "luadgram.ber"
  *
- *   ber.decode_snmp(bytes) -> msg | nil, reason, kind
+ *   ber.decode_snmp(bytes [, names]) -> msg | nil, reason, kind
+ *     names: a luadgram.mib table (module_mib.c); with it msg.trap_name, each binding's
+ *     name and value_name, as trap_json_named writes them (snmp_json_record_named).
  *     kind is "malformed" (reason from a fixed set, usable as a metric label) or
  *     "unsupported" (a well-framed SNMPv3 or SNMPv2u message: "SNMPv3 is not supported").
  *     msg = {
@@ -61,6 +63,10 @@
  *     kinds are decode_snmp's. The text is written in a buffer the module keeps (grown
  *     for a larger record, up to 256 KiB): one Lua string per call, nothing else.
  *
+ *   ber.trap_json_named(names) -> a trap_json function that also writes the MIB names of
+ *     the luadgram.mib table names (trap_name, each binding's name and value_name), with a
+ *     buffer of its own; the table is kept alive by the function.
+ *
  *   ber.PEER_DST
  *     A marker (light userdata) that trap_json takes among its head pieces when its first
  *     argument is the message object: it stands for the record's address members
@@ -92,6 +98,7 @@
 #include "addr.h"
 #include "ber.h"
 #include "lbind.h"
+#include "lmib.h"
 #include "snmp_decode.h"
 
 
@@ -206,6 +213,57 @@ static void push_made_varbind(lua_State *L, const char *oid, uint8_t type)
 
 /* ---- ber.decode_snmp ---- */
 
+/* With MIB names: sets t[key] to the name of arcs[0 .. n) on the table at the top when the
+ * table has one; returns the lookup. */
+static struct mib_match set_mib_name(lua_State *L, const struct mib_table *names,
+                                     const char *key, const uint32_t *arcs, size_t n)
+{
+    struct mib_match mm = mib_lookup(names, arcs, n);
+    char out[MIB_NAME_MAX];
+    size_t k = mib_name_write(names, &mm, arcs, n, out);
+    if (k) {
+        lua_pushlstring(L, out, k);
+        lua_setfield(L, -2, key);
+    }
+    return mm;
+}
+
+static struct mib_match set_mib_name_ber(lua_State *L, const struct mib_table *names,
+                                         const char *key, const uint8_t *oid, size_t len)
+{
+    uint32_t arcs[BER_MAX_OID_ARCS];
+    return set_mib_name(L, names, key, arcs, mib_ber_arcs(oid, len, arcs));
+}
+
+/* binding.name and binding.value_name on the binding at the top. */
+static void set_binding_names(lua_State *L, const struct mib_table *names,
+                              const struct snmp_varbind *vb)
+{
+    struct mib_match mm = set_mib_name_ber(L, names, "name", vb->oid, vb->oid_len);
+    size_t k;
+    const char *label = vb->type == BER_INTEGER ? mib_enum_label(names, &mm, vb->i, &k) : NULL;
+    if (label) {
+        lua_pushlstring(L, label, k);
+        lua_setfield(L, -2, "value_name");
+    }
+}
+
+/* msg.trap_name from msg.trap_oid, on the msg table at idx. */
+static void set_trap_name(lua_State *L, const struct mib_table *names, int idx)
+{
+    size_t len;
+    uint32_t arcs[MIB_MAX_ARCS];
+    lua_getfield(L, idx, "trap_oid");
+    const char *oid = lua_tolstring(L, -1, &len);
+    size_t n = oid ? mib_dotted_arcs(oid, len, arcs) : 0;
+    lua_pop(L, 1);
+    if (n == 0)
+        return;
+    lua_pushvalue(L, idx);
+    set_mib_name(L, names, "trap_name", arcs, n);
+    lua_pop(L, 1);
+}
+
 /* Sets the header fields of m on the table at the top. */
 static void set_header(lua_State *L, const struct snmp_msg *m)
 {
@@ -317,11 +375,12 @@ static int fail3(lua_State *L, const char *why, const char *kind)
     return 3;
 }
 
-/* ber.decode_snmp(bytes) -> msg | nil, reason, kind */
+/* ber.decode_snmp(bytes [, names]) -> msg | nil, reason, kind */
 static int ber_decode_snmp(lua_State *L)
 {
     size_t len;
     const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+    const struct mib_table *names = lmib_opt(L, 2);
     struct snmp_msg m;
     struct snmp_varbind vb;
     struct v1_present has = {0, 0, 0};
@@ -336,6 +395,8 @@ static int ber_decode_snmp(lua_State *L)
     int v2_notification = m.pdu == SNMP_PDU_TRAPV2 || m.pdu == SNMP_PDU_INFORM;
     while ((st = snmp_next_varbind(&m, &vb)) == SNMP_OK) {
         push_varbind(L, &vb);                           /* msg, varbinds, binding */
+        if (names)
+            set_binding_names(L, names, &vb);
         n++;
         if (v2_notification)
             note_v2_binding(L, &vb, n);
@@ -352,6 +413,8 @@ static int ber_decode_snmp(lua_State *L)
         lua_setfield(L, -3, "v2_varbinds");
     }
     lua_setfield(L, -2, "varbinds");
+    if (names)
+        set_trap_name(L, names, lua_gettop(L));
     return 1;
 }
 
@@ -396,7 +459,8 @@ static void push_scalars(lua_State *L, const struct snmp_msg *m)
 static void json_again(lua_State *L, struct snmp_msg *m, char *out, size_t need)
 {
     size_t len;
-    if (snmp_json_record(m, out, need, &len) != SNMP_OK || len != need)
+    const struct mib_table *names = lmib_opt(L, lua_upvalueindex(2));
+    if (snmp_json_record_named(m, names, out, need, &len) != SNMP_OK || len != need)
         luaL_error(L, "trap_json: the record changed between two passes");
 }
 
@@ -564,7 +628,8 @@ static int ber_trap_json(lua_State *L)
     }
     struct ber_cur start = m.next;
     size_t room = jb->cap > frame ? jb->cap - frame : 0;
-    st = snmp_json_record(&m, jb->data + (room ? t.hlen : 0), room, &t.need);
+    st = snmp_json_record_named(&m, lmib_opt(L, lua_upvalueindex(2)),
+                                jb->data + (room ? t.hlen : 0), room, &t.need);
     if (st != SNMP_OK)
         return fail3(L, m.why, kind_name(st));
     if (t.need > SIZE_MAX / 2 - frame)
@@ -584,6 +649,17 @@ static int ber_trap_json(lua_State *L)
     push_scalars(L, &m);
     lua_pushlstring(L, jb->data, t.total);
     return 5;
+}
+
+/* ber.trap_json_named(names) -> trap_json with MIB names: its buffer (upvalue 1) and the
+ * luadgram.mib table (upvalue 2, NULL in ber.trap_json). */
+static int ber_trap_json_named(lua_State *L)
+{
+    luaL_argcheck(L, lmib_opt(L, 1) != NULL, 1, "luadgram.mib table expected");
+    json_buf_new(L, JSON_BUF_INITIAL);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, ber_trap_json, 2);
+    return 1;
 }
 
 /* ---- ber.inform_response ---- */
@@ -664,6 +740,7 @@ static const luaL_Reg ber_funcs[] = {
     {"inform_response", ber_inform_response},
     {"decode", ber_decode},
     {"trap_json", NULL},                    /* set below, with its buffer as upvalue */
+    {"trap_json_named", ber_trap_json_named},
     {NULL, NULL},
 };
 

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mib.h"
+
 /* ---- well-known OIDs ---- */
 
 static const uint8_t OID_SYSUPTIME_0[] = {0x2b, 6, 1, 2, 1, 1, 3, 0};
@@ -527,6 +529,7 @@ struct jw {
     char *out;
     size_t cap;
     size_t len;        /* the length of the whole text so far (saturates at SIZE_MAX) */
+    const struct mib_table *names;  /* MIB names to add (snmp_json_record_named), or NULL */
 };
 
 /* jw_put once the text no longer fits: writes what still does, counts the rest. */
@@ -765,16 +768,70 @@ static void jw_opaque(struct jw *w, const uint8_t *v, size_t n)
     }
 }
 
+/* MIB names (w->names set): `member` ('"name":"', with its comma) and the name of
+ * arcs[0 .. n), when the table has one; returns the lookup (for value_name). */
+static struct mib_match jw_mib_name(struct jw *w, const char *member, size_t mlen,
+                                    const uint32_t *arcs, size_t n)
+{
+    struct mib_match mm = mib_lookup(w->names, arcs, n);
+    if (!mm.node)
+        return mm;
+    char tmp[MIB_NAME_MAX];
+    size_t k = mib_name_write(w->names, &mm, arcs, n, tmp);
+    jw_put(w, member, mlen);
+    jw_put(w, tmp, k);
+    JW_LIT(w, "\"");
+    return mm;
+}
+
+/* The same for checked OID content, looked up in place and written straight into out. */
+static struct mib_match jw_mib_name_ber(struct jw *w, const char *member, size_t mlen,
+                                        const uint8_t *oid, size_t len)
+{
+    struct mib_match mm = mib_lookup_ber(w->names, oid, len);
+    if (!mm.node)
+        return mm;
+    char *p = jw_room(w, mlen + MIB_NAME_MAX + 1);
+    if (p) {
+        memcpy(p, member, mlen);
+        size_t k = mlen + mib_name_write_ber(w->names, &mm, oid, len, p + mlen);
+        p[k] = '"';
+        jw_commit(w, k + 1);
+        return mm;
+    }
+    char tmp[MIB_NAME_MAX];
+    size_t k = mib_name_write_ber(w->names, &mm, oid, len, tmp);
+    jw_put(w, member, mlen);
+    jw_put(w, tmp, k);
+    JW_LIT(w, "\"");
+    return mm;
+}
+
+#define TRAP_NAME_MEMBER ",\"trap_name\":\""
+#define NAME_MEMBER ",\"name\":\""
+
 /* {"oid":..,"type":..,"value":..,...} for one binding (of a type snmp_next_varbind
  * accepts). */
 static void jw_varbind(struct jw *w, const struct snmp_varbind *vb)
 {
+    struct mib_match named = {NULL, 0, 0};
     JW_LIT(w, "{\"oid\":");
     jw_oid(w, vb->oid, vb->oid_len);
+    if (w->names)
+        named = jw_mib_name_ber(w, NAME_MEMBER, sizeof NAME_MEMBER - 1, vb->oid, vb->oid_len);
     switch (vb->type) {
     case BER_INTEGER:
         JW_LIT(w, ",\"type\":\"INTEGER\",\"value\":");
         jw_i64(w, vb->i);
+        if (named.node) {
+            size_t k;
+            const char *label = mib_enum_label(w->names, &named, vb->i, &k);
+            if (label) {
+                JW_LIT(w, ",\"value_name\":\"");
+                jw_put(w, label, k);
+                JW_LIT(w, "\"");
+            }
+        }
         break;
     case SNMP_COUNTER32:
         JW_LIT(w, ",\"type\":\"Counter32\",\"value\":");
@@ -830,8 +887,15 @@ static void jw_v1_fields(struct jw *w, const struct snmp_msg *m)
     JW_LIT(w, ",\"uptime\":");
     jw_u64(w, m->time_stamp);
     JW_LIT(w, ",\"trap_oid\":\"");
-    jw_put(w, trap_oid, snmp_v1_trap_oid(m, trap_oid));
-    JW_LIT(w, "\",\"enterprise\":");
+    size_t trap_oid_len = snmp_v1_trap_oid(m, trap_oid);
+    jw_put(w, trap_oid, trap_oid_len);
+    JW_LIT(w, "\"");
+    if (w->names) {
+        uint32_t arcs[MIB_MAX_ARCS];
+        size_t n = mib_dotted_arcs(trap_oid, trap_oid_len, arcs);
+        jw_mib_name(w, TRAP_NAME_MEMBER, sizeof TRAP_NAME_MEMBER - 1, arcs, n);
+    }
+    JW_LIT(w, ",\"enterprise\":");
     jw_oid(w, m->enterprise, m->enterprise_len);
     JW_LIT(w, ",\"agent_addr\":");
     jw_ipv4(w, m->agent_addr);
@@ -871,6 +935,9 @@ static void jw_v2_fields(struct jw *w, struct snmp_msg *m, struct read_ahead *ra
         snmp_oid_is(vb->oid, vb->oid_len, &SNMP_TRAPOID_0)) {
         JW_LIT(w, ",\"trap_oid\":");
         jw_oid(w, vb->val, vb->val_len);
+        if (w->names)
+            jw_mib_name_ber(w, TRAP_NAME_MEMBER, sizeof TRAP_NAME_MEMBER - 1, vb->val,
+                            vb->val_len);
     }
 }
 
@@ -888,7 +955,13 @@ static enum snmp_status next_binding(struct snmp_msg *m, struct read_ahead *ra,
 
 enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len)
 {
-    struct jw w = {out, cap, 0};
+    return snmp_json_record_named(m, NULL, out, cap, len);
+}
+
+enum snmp_status snmp_json_record_named(struct snmp_msg *m, const struct mib_table *names,
+                                        char *out, size_t cap, size_t *len)
+{
+    struct jw w = {out, cap, 0, names};
     struct read_ahead ra;
     const struct snmp_varbind *vb;
     enum snmp_status st;

@@ -164,6 +164,13 @@ size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out);
  * first cap bytes, and the caller, after restoring m->next to where it was, calls again
  * with a buffer of *len bytes. */
 enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len);
+/* snmp_json_record with MIB names from `names` (daemon/codec/mib.h; NULL: exactly
+ * snmp_json_record): "trap_name" after "trap_oid", each binding's "name" after its "oid",
+ * and "value_name" after an INTEGER's "value" that the object's enumeration labels, each
+ * only when the table names it. */
+struct mib_table;
+enum snmp_status snmp_json_record_named(struct snmp_msg *m, const struct mib_table *names,
+                                        char *out, size_t cap, size_t *len);
 
 /* The JSON string lua-cjson writes (escaped as above, in quotes) for output_jsonl.utf8_fix
  * of v[0 .. n): every byte that is not part of valid UTF-8 (as Lua's utf8.len reads it)

@@ -4,15 +4,69 @@
  * written as JSON text (snmp_json_record: accepted exactly when the decoder accepts, the
  * same length on every pass, a cut pass a prefix of the whole, and valid JSON in valid
  * UTF-8, checked by a small validator of its own); the same bytes as a unix peer's path
- * through snmp_json_string; and walked as a generic BER tree. Aborts when a promise the callers rely on breaks. */
+ * through snmp_json_string; and walked as a generic BER tree. The record is also written
+ * with MIB names (snmp_json_record_named, the table loaded once from the test modules in
+ * spec/fixtures/mibs), with the same checks, and every OID of the packet is looked up in
+ * that table. Aborts when a promise the callers rely on breaks. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ber.h"
+#include "mib.h"
 #include "snmp_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* The MIB name table of the test modules, loaded at the first input and kept (the
+ * harness's only state). */
+static const struct mib_table *fuzz_mib_names;
+
+static const struct mib_table *mib_names(void)
+{
+    if (fuzz_mib_names)
+        return fuzz_mib_names;
+    const char *src = getenv("LUADGRAM_SRC");
+    char dir[4096], err[MIB_ERR_MAX];
+    snprintf(dir, sizeof dir, "%s/spec/fixtures/mibs", src ? src : LUADGRAM_SOURCE_DIR);
+    const char *dirs[] = {dir}, *modules[] = {"LUADGRAM-TEST-MIB"};
+    fuzz_mib_names = mib_table_load(dirs, 1, modules, 1, err);
+    if (!fuzz_mib_names) {
+        fprintf(stderr, "fuzz_ber: cannot load the test MIB modules from %s: %s\n", dir, err);
+        abort();
+    }
+    return fuzz_mib_names;
+}
+
+/* An OID's name in the table: within MIB_NAME_MAX, "MODULE::descriptor" then ".arc"s, the
+ * same from the array of arcs and from the content in place. */
+static void check_mib_name(const uint8_t *oid, size_t len)
+{
+    const struct mib_table *t = mib_names();
+    uint32_t arcs[BER_MAX_OID_ARCS];
+    size_t n = mib_ber_arcs(oid, len, arcs);
+    if (n == 0 || n > BER_MAX_OID_ARCS)
+        abort();
+    struct mib_match mm = mib_lookup(t, arcs, n);
+    char name[MIB_NAME_MAX + 1];
+    size_t k = mib_name_write(t, &mm, arcs, n, name);
+    if ((k == 0) != (mm.node == NULL) || k > MIB_NAME_MAX || mm.matched > n)
+        abort();
+    name[k] = 0;
+    if (k && (!strstr(name, "::") || strlen(name) != k))
+        abort();
+    /* the in-place lookup of the JSON record (mib_lookup_ber) names it alike */
+    struct mib_match fast = mib_lookup_ber(t, oid, len);
+    char again[MIB_NAME_MAX];
+    if (fast.node != mm.node || fast.matched != mm.matched ||
+        mib_name_write_ber(t, &fast, oid, len, again) != k || memcmp(again, name, k) != 0)
+        abort();
+    size_t label_len;
+    const char *label = mib_enum_label(t, &mm, (int32_t)len, &label_len);
+    if (label && (label_len == 0 || memchr(label, '"', label_len)))
+        abort();
+}
 
 /* Presents one binding the way module_ber.c does, checking the lengths it relies on. */
 static void present(const struct snmp_varbind *vb)
@@ -21,12 +75,17 @@ static void present(const struct snmp_varbind *vb)
     size_t n = ber_oid_format(vb->oid, vb->oid_len, oid);
     if (n == 0 || n >= sizeof oid || strlen(oid) != n)
         abort();
+    check_mib_name(vb->oid, vb->oid_len);
+    uint32_t arcs[MIB_MAX_ARCS];        /* the dotted form reads back to the same arcs */
+    if (mib_dotted_arcs(oid, n, arcs) == 0)
+        abort();
     if (!snmp_type_name(vb->type))
         abort();
     if (vb->type == BER_OID) {
         n = ber_oid_format(vb->val, vb->val_len, oid);
         if (n == 0 || strlen(oid) != n)
             abort();
+        check_mib_name(vb->val, vb->val_len);
     } else if (vb->type == BER_OCTET_STRING || vb->type == SNMP_OPAQUE) {
         if (!snmp_is_text(vb->val, vb->val_len) && vb->val_len > 0) {
             char *hex = malloc(3 * vb->val_len);
@@ -272,10 +331,12 @@ static int json_object_valid(const uint8_t *text, size_t n)
 
 /* ---- the JSON record ---- */
 
-/* snmp_json_record on the message the decoder gave `whole` for: the same verdict; the
- * same length when measured (cap 0), written in full, and written cut in half (then a
- * prefix of the whole); and "{" members "}" a valid JSON object. */
-static void check_json(const uint8_t *data, size_t size, enum snmp_status whole)
+/* snmp_json_record on the message the decoder gave `whole` for (with the MIB names of
+ * `names`, or none): the same verdict; the same length when measured (cap 0), written in
+ * full, and written cut in half (then a prefix of the whole); and "{" members "}" a valid
+ * JSON object. */
+static void check_json(const uint8_t *data, size_t size, enum snmp_status whole,
+                       const struct mib_table *names)
 {
     struct snmp_msg m;
     char none[1];
@@ -283,7 +344,7 @@ static void check_json(const uint8_t *data, size_t size, enum snmp_status whole)
     if (snmp_decode_header(&m, data, size) != SNMP_OK)
         return;
     struct ber_cur start = m.next;
-    enum snmp_status st = snmp_json_record(&m, none, 0, &need);
+    enum snmp_status st = snmp_json_record_named(&m, names, none, 0, &need);
     if ((st == SNMP_OK) != (whole == SNMP_OK))
         abort();
     if (st != SNMP_OK) {
@@ -291,21 +352,23 @@ static void check_json(const uint8_t *data, size_t size, enum snmp_status whole)
             abort();
         return;
     }
-    if (need < 2 || need > 64 * size + 4096)
+    if (need < 2 || need > (names ? 256 : 64) * size + 4096)
         abort();
     uint8_t *text = malloc(need + 2);
     uint8_t *half = malloc(need / 2 + 1);
     if (!text || !half)
         goto done;
     m.next = start;
-    if (snmp_json_record(&m, (char *)text + 1, need, &again) != SNMP_OK || again != need)
+    if (snmp_json_record_named(&m, names, (char *)text + 1, need, &again) != SNMP_OK ||
+        again != need)
         abort();
     text[0] = '{';
     text[need + 1] = '}';
     if (!json_object_valid(text, need + 2))
         abort();
     m.next = start;
-    if (snmp_json_record(&m, (char *)half, need / 2, &again) != SNMP_OK || again != need ||
+    if (snmp_json_record_named(&m, names, (char *)half, need / 2, &again) != SNMP_OK ||
+        again != need ||
         memcmp(half, text + 1, need / 2) != 0)
         abort();
 done:
@@ -369,7 +432,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else if (!m.why || (st != SNMP_MALFORMED && st != SNMP_UNSUPPORTED)) {
         abort();
     }
-    check_json(data, size, st);
+    check_json(data, size, st, NULL);
+    check_json(data, size, st, mib_names());
     check_json_string(data, size);
 
     struct ber_cur c;

@@ -21,6 +21,11 @@ Configuration
       on_trap      = "mytraps",          -- a module on script_path returning function(record,
                                          -- msg), or a table with an on_trap function
       log_interval = 10,                 -- seconds: at most one log line per kind of drop
+      mibs = { dirs = { "/usr/share/snmp/mibs" }, modules = { "IF-MIB" } },
+                     -- MIB names (optional): the modules (and what they import) are loaded
+                     -- from dirs only (relative: to the configuration's folder) with libsmi
+                     -- at init, into a table of this listener's; then trap_name, name and
+                     -- value_name below. A module that does not load fails the init.
     },
   }
 An unknown option is an error (a misspelt "communities" must not accept everything).
@@ -45,6 +50,10 @@ A record (one JSON object per line; the callback gets the same table before it i
               ("1.3.6..."), IpAddress ("a.b.c.d"), NULL, noSuchObject, noSuchInstance,
               endOfMibView (no value). v2c traps start with sysUpTime.0 and snmpTrapOID.0.
               No bindings: {} (lua-cjson 2.1 writes an empty table as an object).
+  With options.mibs, when the MIB table names them (the longest named prefix of the OID):
+  trap_name   trap_oid's name, "IF-MIB::linkDown"
+  bindings[i].name        "IF-MIB::ifIndex.2" (MODULE::descriptor, then the other arcs)
+  bindings[i].value_name  an INTEGER's label in its object's enumeration ("up")
 
 Order per datagram (both paths: the record table when there is a callback, else the line
 from ber.trap_json): decode; drop (counted, logged at most once per log_interval with the
@@ -67,6 +76,7 @@ local cjson = require "cjson"
 
 local decode_snmp, inform_response, trap_json = ber.decode_snmp, ber.inform_response,
                                                 ber.trap_json
+local mib_names        -- the luadgram.mib table of options.mibs, or nil
 local PEER_DST = ber.PEER_DST
 local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
                                                   tostring, type, pcall
@@ -254,7 +264,46 @@ local COUNTERS = {
   reply_errors = "inform acknowledgements that could not be sent",
 }
 
-local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true }
+-- options.mibs = { dirs = {...}, modules = {...} }: the luadgram.mib table, or nil.
+local function load_mibs(v, config_dir)
+  if v == nil then return nil end
+  if type(v) ~= "table" then init_error("options.mibs must be { dirs =, modules = }, not %s",
+                                        show(v)) end
+  for k in pairs(v) do
+    if k ~= "dirs" and k ~= "modules" then
+      init_error("options.mibs: unknown key %s (dirs, modules)", show(k))
+    end
+  end
+  local lists = {}
+  for _, key in ipairs { "dirs", "modules" } do
+    local list = v[key]
+    if type(list) == "string" then list = { list } end
+    if type(list) ~= "table" or #list == 0 then
+      init_error("options.mibs.%s must be a non-empty list of strings, not %s", key, show(list))
+    end
+    local copy = {}
+    for i, s in ipairs(list) do
+      if type(s) ~= "string" or s == "" then
+        init_error("options.mibs.%s[%d] must be a non-empty string, not %s", key, i, show(s))
+      end
+      if key == "dirs" and s:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
+        s = config_dir .. "/" .. s
+      end
+      if key == "dirs" and s:find(":", 1, true) then
+        init_error("options.mibs.dirs[%d]: a folder with ':' in its name cannot be searched "
+                   .. "(libsmi's path separator): %s", i, show(s))
+      end
+      copy[i] = s
+    end
+    lists[key] = copy
+  end
+  local names, err = require("luadgram.mib").load(lists)
+  if not names then init_error("options.mibs: %s", err) end
+  return names
+end
+
+local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true,
+                  mibs = true }
 
 function H.init(listener, options)
   listener_name = listener.name
@@ -262,7 +311,7 @@ function H.init(listener, options)
   options = options or {}
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
-      init_error("unknown option %s (communities, file, on_trap, log_interval)", show(k))
+      init_error("unknown option %s (communities, file, on_trap, log_interval, mibs)", show(k))
     end
   end
   log_interval = options.log_interval or 10
@@ -271,6 +320,8 @@ function H.init(listener, options)
                show(log_interval))
   end
   allowed = load_communities(options.communities)
+  mib_names = load_mibs(options.mibs, listener.config_dir)
+  trap_json = mib_names and ber.trap_json_named(mib_names) or ber.trap_json
   callback = load_callback(options.on_trap)
   if not options.file and not callback then
     init_error("options.file or options.on_trap is required (where would the traps go?)")
@@ -320,6 +371,7 @@ local function record_of(m, msg)
     pdu = m.pdu,
     request_id = m.request_id,
     trap_oid = m.trap_oid,
+    trap_name = m.trap_name,
     uptime = m.uptime,
     enterprise = m.enterprise,
     agent_addr = m.agent_addr,
@@ -377,7 +429,7 @@ end
 
 -- With a callback: the record as a table, for the callback, then encoded by the output.
 local function message_with_callback(msg, data)
-  local m, why, kind = decode_snmp(data)
+  local m, why, kind = decode_snmp(data, mib_names)
   if not m then return drop_undecoded(msg, why, kind) end
   local pdu = m.pdu
   if not NOTIFICATION[pdu] then return drop_undecoded(msg, nil, nil, pdu) end

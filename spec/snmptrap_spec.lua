@@ -12,29 +12,8 @@ local cjson = require "cjson"
 -- "@@ version|enterprise|agent-addr|generic|specific|uptime|transport|security".
 local TRAPD_FORMAT = [[@@ %s|%N|%a|%w|%q|%T|%b|%P\n\t%V\n\t%v\n]]
 
-local trapds = {}   -- snmptrapd processes to stop after each test
-
--- `env ...` for every net-snmp program: no MIB files, no configuration of the host, and the
--- persistent state in a temp folder (net-snmp writes there).
-local function snmp_env(dir)
-  assert(os.execute("mkdir -p " .. h.shq(dir .. "/persist") .. " " .. h.shq(dir .. "/conf")))
-  return "env MIBS= SNMPCONFPATH=" .. h.shq(dir .. "/conf")
-         .. " SNMP_PERSISTENT_DIR=" .. h.shq(dir .. "/persist")
-end
-
-local client_dir
-
--- Runs a net-snmp client (at most 20 s): true on exit 0, and its output.
-local function client(tool, args)
-  client_dir = client_dir or h.tmpdir()
-  local words = {}
-  for i, a in ipairs(args) do words[i] = h.shq(a) end
-  local out = client_dir .. "/out"
-  local cmd = string.format("timeout -k 1 20 %s %s -On -M /dev/null %s >%s 2>&1 </dev/null",
-                            snmp_env(client_dir), tool, table.concat(words, " "), h.shq(out))
-  local ok = os.execute(cmd)
-  return ok == true, h.read(out) or ""
-end
+local peers = require "snmp_peers"
+local client = peers.client
 
 -- snmptrap -v 2c -c COMMUNITY TARGET UPTIME TRAP-OID [OID TYPE VALUE]...
 local function trap2(target, community, uptime, trap_oid, bindings)
@@ -61,42 +40,11 @@ end
 
 -- ---- snmptrapd ----
 
-local Trapd = {}
-Trapd.__index = Trapd
+local Trapd = peers.Trapd
 
--- Starts snmptrapd in the foreground on 127.0.0.1 and [::1] (ephemeral ports), logging to a
--- file with TRAPD_FORMAT, and waits until it is up.
+-- snmptrapd with numeric OIDs and no MIB modules.
 local function start_trapd()
-  local dir = h.tmpdir()
-  local t = setmetatable({ port = h.free_port("127.0.0.1"), port6 = h.free_port("::1"),
-                           log = dir .. "/snmptrapd.log" }, Trapd)
-  h.write(dir .. "/snmptrapd.conf", "disableAuthorization yes\n")
-  local cmd = string.format(
-    "echo $$; exec %s snmptrapd -f -n -C -c %s -M /dev/null -On -Lf %s -F %s "
-    .. "udp:127.0.0.1:%d,udp6:[::1]:%d >%s 2>&1 </dev/null",
-    snmp_env(dir), h.shq(dir .. "/snmptrapd.conf"), h.shq(t.log), h.shq(TRAPD_FORMAT),
-    t.port, t.port6, h.shq(dir .. "/snmptrapd.out"))
-  t.handle = assert(io.popen(cmd, "r"))
-  t.pid = assert(tonumber(t.handle:read("l")))
-  trapds[#trapds + 1] = t
-  local up = h.wait_for(function()
-    return (h.read(t.log) or ""):find("NET-SNMP version", 1, true)
-  end, 10)
-  assert(up, "snmptrapd did not start: " .. (h.read(t.log) or "")
-             .. (h.read(dir .. "/snmptrapd.out") or ""))
-  return t
-end
-
-function Trapd:stop()
-  if not self.handle then return end
-  os.execute("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local gone = h.wait_for(function()
-    local stat = h.read("/proc/" .. self.pid .. "/stat")
-    return not stat or stat:match("%) ([ZX])")
-  end, 3)
-  if not gone then os.execute("kill -KILL " .. self.pid .. " 2>/dev/null") end
-  self.handle:close()
-  self.handle = nil
+  return peers.start_trapd(TRAPD_FORMAT, "-M /dev/null -On")
 end
 
 -- The bytes of "DE AD BE EF " (net-snmp) or "de ad be ef" (ours).
@@ -347,9 +295,7 @@ local EVERY_TYPE = {
 
 describe("snmptrap handler (scripts/snmptrap.lua)", function()
   after_each(function()
-    for _, t in ipairs(trapds) do t:stop() end
-    trapds = {}
-    client_dir = nil
+    peers.cleanup()
     h.cleanup_and_check()
   end)
 
@@ -697,7 +643,7 @@ describe("snmptrap handler (scripts/snmptrap.lua)", function()
       { { file = { path = "x.jsonl", flush_interval = 0 } },
         "options.file.flush_interval must be a number of seconds >= 0.01, not 0" },
       { { communitites = { "public" } },
-        'unknown option "communitites" (communities, file, on_trap, log_interval)' },
+        'unknown option "communitites" (communities, file, on_trap, log_interval, mibs)' },
       { { log_interval = "often", file = "t.jsonl" },
         'options.log_interval must be a number of seconds >= 0, not "often"' },
     }
