@@ -41,7 +41,7 @@ describe("the Debian package", function()
     build_log = work .. "/build.log"
     -- nocheck: no tests (debian/rules skips them anyway); noddebs: no -dbgsym package
     code = os.execute(string.format("cd %s && DEB_BUILD_OPTIONS='nocheck noddebs parallel=2' "
-                                    .. "timeout 600 dpkg-buildpackage -us -uc -b >%s 2>&1",
+                                    .. "timeout --foreground 600 dpkg-buildpackage -us -uc -b >%s 2>&1",
                                     h.shq(src), h.shq(build_log)))
     local ok_build = code == true
     local found = lines("ls " .. h.shq(work))
