@@ -3,9 +3,11 @@
  * the registry keeps alive while the timer is armed (one luaL_ref, one luaL_unref). */
 #include "lbind.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 #include <event2/event.h>
 #include <lauxlib.h>
 
@@ -288,9 +290,32 @@ static int ld_ratelimit_top(lua_State *L)
     return 1;
 }
 
+#ifdef LUADGRAM_TEST_HOOKS
+/* luadgram.test_block_in_c(seconds): test builds only (-DLUADGRAM_TESTS=ON): blocks the
+ * calling worker in C for up to 60 s, as a handler stuck in a C library would. No Lua runs
+ * meanwhile, so neither handler_timeout nor handler_budget can stop it (the time limit's
+ * signal only interrupts the sleep, which goes on to its end). */
+static int ld_test_block_in_c(lua_State *L)
+{
+    lua_Number s = luaL_checknumber(L, 1);
+    luaL_argcheck(L, s >= 0 && s <= 60, 1, "between 0 and 60 seconds");
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    long long ns = (long long)(s * 1e9) + end.tv_nsec;
+    end.tv_sec += (time_t)(ns / 1000000000LL);
+    end.tv_nsec = (long)(ns % 1000000000LL);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &end, NULL) == EINTR)
+        ;
+    return 0;
+}
+#endif
+
 static const luaL_Reg ld_funcs[] = {
     {"send", ld_send},   {"after", ld_after},       {"every", ld_every},
     {"now", ld_now},     {"counter", ld_counter},   {"ratelimit_top", ld_ratelimit_top},
+#ifdef LUADGRAM_TEST_HOOKS
+    {"test_block_in_c", ld_test_block_in_c},
+#endif
     {NULL, NULL},
 };
 

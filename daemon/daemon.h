@@ -11,8 +11,16 @@
 #include "stats.h"
 #include "worker.h"
 
+struct event;
 struct event_base;
 struct metrics;
+
+/* systemd's service watchdog (sdwatch.c): the main loop's tick. */
+struct sdwatch {
+    long long interval_ns;         /* WATCHDOG_USEC; 0: no watchdog (STATUS= only) */
+    struct event *tick;            /* every half interval (or the STATUS period); NULL: off */
+    int stalled;                   /* the last tick found a worker late (logged once) */
+};
 
 struct daemon_ctx {
     struct logger log;
@@ -26,6 +34,7 @@ struct daemon_ctx {
     struct inherited_fds inherited;/* systemd sockets not yet claimed */
     struct event_base *base;       /* main loop: signals and metrics */
     struct metrics *metrics;
+    struct sdwatch sdwatch;
     int privileges_dropped;
     uint64_t reloads, reload_failures;
     int exit_code;
@@ -53,5 +62,17 @@ const char *metrics_addr(const struct metrics *m);
 /* ---- notify.c ---- */
 /* Sends a state line to systemd (NOTIFY_SOCKET); does nothing outside systemd. */
 void notify_systemd(const char *state);
+
+/* ---- sdwatch.c ---- */
+/* Reads WATCHDOG_USEC and WATCHDOG_PID: returns the period of the workers' heartbeat (a
+ * quarter of the interval), 0 when the watchdog is not ours to serve. */
+long long sdwatch_configure(struct sdwatch *sw, struct logger *log);
+/* Starts the tick on dc->base (nothing outside systemd). 0 or -1 with err. */
+int sdwatch_start(struct daemon_ctx *dc, char *err, size_t errlen);
+void sdwatch_stop(struct sdwatch *sw);
+/* Sends `state` (e.g. "READY=1", or "" for STATUS= alone) with the STATUS= line: "N
+ * listeners, N datagrams handled, N kernel drops, N handler errors", prefixed by `note`
+ * when not NULL. */
+void sdwatch_notify(struct daemon_ctx *dc, const char *state, const char *note);
 
 #endif

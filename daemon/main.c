@@ -129,6 +129,7 @@ int main(int argc, char **argv)
     stats_init(&dc.stats);
     dc.shared.log = &dc.log;
     dc.shared.stats = &dc.stats;
+    dc.shared.heartbeat_ns = sdwatch_configure(&dc.sdwatch, &dc.log);
     dc.conf_file = conf;
     inherited_fds_take(&dc.inherited);
     int rc = 0;
@@ -168,10 +169,15 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    if (sdwatch_start(&dc, err, sizeof err) != 0) {
+        log_error(&dc.log, "%s", err);
+        rc = 1;
+        goto out;
+    }
     inherited_fds_release(&dc.inherited, &dc.log);
     log_info(&dc.log, "luadgramd %s running: %zu listeners, %d workers (pid %d)",
              LUADGRAM_VERSION, dc.cfg->nlisteners, dc.nworkers, (int)getpid());
-    notify_systemd("READY=1\nSTATUS=running");
+    sdwatch_notify(&dc, "READY=1", NULL);
     event_base_dispatch(dc.base);
     rc = dc.exit_code;
     notify_systemd("STOPPING=1");
@@ -182,6 +188,7 @@ out:
         event_free(sig_int);
     if (sig_hup)
         event_free(sig_hup);
+    sdwatch_stop(&dc.sdwatch);
     metrics_stop(dc.metrics);
     daemon_shutdown(&dc);
     inherited_fds_release(&dc.inherited, &dc.log);

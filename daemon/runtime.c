@@ -124,7 +124,7 @@ void daemon_reload(struct daemon_ctx *dc)
     if (config_load(dc->conf_file, &cfg, err, sizeof err) != 0) {
         dc->reload_failures++;
         log_error(&dc->log, "reload failed, keeping the running configuration: %s", err);
-        notify_systemd("READY=1\nSTATUS=reload failed: configuration error");
+        sdwatch_notify(dc, "READY=1", "reload failed: configuration error");
         return;
     }
     char *new_metrics = cfg->metrics ? strdup(cfg->metrics) : NULL;
@@ -139,7 +139,7 @@ void daemon_reload(struct daemon_ctx *dc)
     if (rc != 0) {
         dc->reload_failures++;
         log_error(&dc->log, "reload failed, keeping the running configuration: %s", err);
-        notify_systemd("READY=1\nSTATUS=reload failed");
+        sdwatch_notify(dc, "READY=1", "reload failed");
         free(new_metrics);
         return;
     }
@@ -160,7 +160,7 @@ void daemon_reload(struct daemon_ctx *dc)
     free(new_metrics);
     log_info(&dc->log, "reloaded: %zu listeners, %d workers", dc->cfg->nlisteners,
              dc->nworkers);
-    notify_systemd("READY=1\nSTATUS=running");
+    sdwatch_notify(dc, "READY=1", NULL);
 }
 
 void daemon_shutdown(struct daemon_ctx *dc)

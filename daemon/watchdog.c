@@ -9,27 +9,20 @@
 #include <string.h>
 #include <time.h>
 
-static long long watchdog_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 static void *watchdog_main(void *arg)
 {
     struct watchdog *wd = arg;
     unsigned long seen = 0, signalled = 0;
-    long long seen_at = watchdog_now_ns();
+    long long seen_at = monotonic_ns();
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
-        long long due = watchdog_now_ns() + wd->period_ns;
+        long long due = monotonic_ns() + wd->period_ns;
         struct timespec ts = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
         while (!wd->stop && pthread_cond_timedwait(&wd->wake, &wd->lock, &ts) != ETIMEDOUT)
             ;
         if (wd->stop)
             break;
-        long long now = watchdog_now_ns();
+        long long now = monotonic_ns();
         unsigned long seq = atomic_load_explicit(&wd->seq, memory_order_relaxed);
         if (!atomic_load_explicit(&wd->active, memory_order_relaxed) || seq != seen) {
             seen = seq;

@@ -10,8 +10,17 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <time.h>
 
 #define WATCHDOG_SIGNAL (SIGRTMIN)
+
+/* CLOCK_MONOTONIC in nanoseconds: the clock of every time limit and liveness stamp. */
+static inline long long monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 struct watchdog {
     /* written by the thread running the calls, read by the watchdog's thread */

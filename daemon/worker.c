@@ -741,6 +741,20 @@ static int worker_limit_open(struct wlistener *wl, char *err, size_t errlen)
     return 0;
 }
 
+/* The loop turned: stamps the time for the main thread's liveness check (sdwatch.c). */
+static void worker_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    atomic_store_explicit(&w->loop_turned_ns, monotonic_ns(), memory_order_relaxed);
+}
+
+long long worker_loop_turned_ns(struct worker *w)
+{
+    return atomic_load_explicit(&w->loop_turned_ns, memory_order_relaxed);
+}
+
 struct worker *worker_create(const struct daemon_shared *d, const struct config *cfg,
                              const struct sockset *socks, int slot, char *err, size_t errlen)
 {
@@ -764,6 +778,14 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
                      : cfg->handler_budget < BUDGET_STEP ? (int)cfg->handler_budget
                                                          : BUDGET_STEP;
     snprintf(w->timeout_text, sizeof w->timeout_text, "%g", cfg->handler_timeout);
+    atomic_init(&w->loop_turned_ns, monotonic_ns());
+    if (d->heartbeat_ns > 0) {
+        w->heartbeat_ev = event_new(w->base, -1, EV_PERSIST, worker_heartbeat, w);
+        if (!w->heartbeat_ev) {
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+    }
     if (cfg->handler_timeout > 0 && worker_watchdog_start(w, err, errlen) != 0)
         goto fail;
 
@@ -850,6 +872,12 @@ static void *worker_main(void *arg)
     sigaddset(&wds, WATCHDOG_SIGNAL);
     pthread_sigmask(SIG_UNBLOCK, &wds, NULL);
     watchdog_set_owner(&w->wd);
+    if (w->heartbeat_ev) {
+        long long p = w->d->heartbeat_ns;
+        struct timeval tv = {(time_t)(p / 1000000000LL), (suseconds_t)(p % 1000000000LL / 1000)};
+        atomic_store_explicit(&w->loop_turned_ns, monotonic_ns(), memory_order_relaxed);
+        event_add(w->heartbeat_ev, &tv);
+    }
     for (size_t i = 0; i < w->nlisteners; i++)
         for (size_t j = 0; j < w->listeners[i].nsocks; j++)
             if (w->listeners[i].socks[j].ev && !w->paused) /* paused: init's sends blocked */
@@ -901,6 +929,8 @@ void worker_destroy(struct worker *w)
             event_free(w->listeners[i].rebuild_ev);
     }
     watchdog_stop(&w->wd);
+    if (w->heartbeat_ev)
+        event_free(w->heartbeat_ev);
     for (size_t i = 0; i < w->nlisteners; i++) {
         struct wlistener *wl = &w->listeners[i];
         for (size_t j = 0; j < wl->nsocks; j++) {

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <lua.h>
@@ -29,6 +30,8 @@ struct worker;
 struct daemon_shared {
     struct logger *log;
     struct stats_registry *stats;
+    long long heartbeat_ns;   /* each worker stamps loop_turned_ns this often (its loop's
+                                 liveness, for systemd's watchdog: sdwatch.c); 0: never */
 };
 
 /* One socket a worker reads. */
@@ -99,6 +102,9 @@ struct worker {
     int slot;
     struct event_base *base;
     struct event *stop_ev;    /* activated by another thread to stop this one */
+    struct event *heartbeat_ev; /* every d->heartbeat_ns: stamps loop_turned_ns */
+    atomic_llong loop_turned_ns; /* monotonic time of its loop's last turn seen (written by
+                                    the worker, read by the main thread) */
     lua_State *cur_L;         /* the state whose protected call runs now (watchdog signal) */
     char *package_path;       /* package.path of every state (rebuilds too) */
     pthread_t thread;
@@ -139,6 +145,10 @@ int worker_start(struct worker *w, char *err, size_t errlen);
 /* From another thread: makes the worker leave its loop, call every handler's stop, flush
  * its send queue and end its thread; waits for that. */
 void worker_stop(struct worker *w);
+
+/* Monotonic time (ns) at which w's loop last ran its heartbeat (or w was created): any
+ * thread. */
+long long worker_loop_turned_ns(struct worker *w);
 
 /* Frees a worker (stopped, or never started: then stop() is called here). */
 void worker_destroy(struct worker *w);
