@@ -1,4 +1,4 @@
-/* bindings/ber.h: a bounded reader for the BER subset SNMP uses (RFC 3417 §8): one-octet
+/* daemon/codec/ber.h: a bounded reader for the BER subset SNMP uses (RFC 3417 §8): one-octet
  * identifiers, definite lengths, primitive INTEGER / OCTET STRING / OBJECT IDENTIFIER.
  * Pure C, no Lua, no allocation. Every reader takes a cursor over bytes that are hostile:
  * each length is checked against what remains, nesting is bounded, integers and OIDs are

@@ -1,4 +1,4 @@
-/* bindings/ber.c: the bounded BER reader declared in ber.h (framing, integers, OIDs). */
+/* daemon/codec/ber.c: the bounded BER reader declared in ber.h (framing, integers, OIDs). */
 #include "ber.h"
 
 #include <string.h>

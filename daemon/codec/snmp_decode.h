@@ -1,4 +1,4 @@
-/* bindings/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
+/* daemon/codec/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
  * bytes into C records that point into the packet (no allocation), the RFC 3584 §3.1
  * translation pieces for v1 traps, the Response-PDU that acknowledges an InformRequest, and
  * the collector's record written as JSON text in one pass (no Lua table).

@@ -1,4 +1,4 @@
-/* bindings/snmp_decode.c: SNMPv1/v2c message decoding over the BER reader, RFC 3584 trap
+/* daemon/codec/snmp_decode.c: SNMPv1/v2c message decoding over the BER reader, RFC 3584 trap
  * OIDs, text/hex presentation helpers, Opaque-wrapped numbers, the inform acknowledgement,
  * and the record as JSON text (a bounded writer: scripts/snmptrap.lua's fast path). Every
  * function that reads the packet fails through one label. */
