@@ -67,6 +67,9 @@ local cjson = require "cjson"
 
 local decode_snmp, inform_response, trap_json = ber.decode_snmp, ber.inform_response,
                                                 ber.trap_json
+local USM_STATS = { "usmStatsUnsupportedSecLevels", "usmStatsNotInTimeWindows",
+                    "usmStatsUnknownUserNames", "usmStatsUnknownEngineIDs",
+                    "usmStatsWrongDigests", "usmStatsDecryptionErrors" }
 local PEER_DST = ber.PEER_DST
 local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
                                                   tostring, type, pcall
@@ -84,11 +87,14 @@ local log_interval = 10
 local reports = {}     -- kind -> { last = time of the last line, held = drops since }
 local counters         -- name -> luadgram counter (shared by the workers)
 local timer            -- publishes the tallies every second
+local usm              -- ber.usm object when options.users is given (SNMPv3), else nil
 -- Counts not yet added to the shared counters (the hot path makes no C call for them), and
 -- the output's own counts already published.
 local n = { received = 0, decoded = 0, malformed = 0, unsupported = 0, community_rejected = 0,
-            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0 }
-local published = { written = 0, dropped = 0 }
+            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0,
+            reports_sent = 0 }
+for _, name in ipairs(USM_STATS) do n[name] = 0 end
+local published = { written = 0, dropped = 0, evictions = 0 }
 
 -- ---- small helpers ----
 
@@ -162,6 +168,11 @@ local function publish()
     if w > published.written then counters.written:inc(w - published.written) end
     if d > published.dropped then counters.output_errors:inc(d - published.dropped) end
     published.written, published.dropped = w, d
+  end
+  if usm then
+    local e = usm:stats().evictions
+    if e > published.evictions then counters.usm_key_evictions:inc(e - published.evictions) end
+    published.evictions = e
   end
 end
 
@@ -252,9 +263,80 @@ local COUNTERS = {
   callback_errors = "errors raised by the on_trap callback",
   output_errors = "records the file lost (could not encode, or could not write for long)",
   reply_errors = "inform acknowledgements that could not be sent",
+  reports_sent = "SNMPv3 Report-PDUs sent (engine discovery, time window, USM errors)",
+  usm_key_evictions = "localized keys evicted from the key cache (users without engine_id)",
+  usmStatsUnsupportedSecLevels = "SNMPv3 messages at a security level the user does not allow",
+  usmStatsNotInTimeWindows = "SNMPv3 informs outside the time window (RFC 3414 3.2.7)",
+  usmStatsUnknownUserNames = "SNMPv3 messages from a user not configured",
+  usmStatsUnknownEngineIDs = "SNMPv3 messages for or from an engine ID not accepted",
+  usmStatsWrongDigests = "SNMPv3 messages whose digest is wrong",
+  usmStatsDecryptionErrors = "SNMPv3 messages that could not be decrypted",
 }
 
-local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true }
+local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true,
+                  users = true, engine_id = true, state_dir = true }
+local USER_OPTIONS = { name = true, auth = true, auth_pass = true, auth_key = true,
+                       priv = true, priv_pass = true, priv_key = true, engine_id = true,
+                       level = true }
+
+-- The folder of the engine's state file: options.state_dir (relative to the configuration's
+-- folder), else systemd's $STATE_DIRECTORY (its first entry), else the output file's folder,
+-- else the configuration's folder.
+local function state_folder(options, config_dir)
+  local dir = options.state_dir
+  if dir ~= nil and (type(dir) ~= "string" or dir == "") then
+    init_error("options.state_dir must be a folder, not %s", show(dir))
+  end
+  if not dir then
+    local sd = os.getenv("STATE_DIRECTORY")
+    if sd and sd ~= "" then dir = sd:match("^[^:]+") end
+  end
+  if not dir and out then dir = out.path:match("^(.*)/[^/]*$") end
+  dir = dir or config_dir or "."
+  if dir:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
+    dir = config_dir .. "/" .. dir
+  end
+  return dir
+end
+
+-- options.users (SNMPv3): the USM with our engine (options.engine_id or the state file's)
+-- and each user's keys, derived now.
+local function load_users(options, listener)
+  local users = options.users
+  if users == nil then
+    if options.engine_id ~= nil or options.state_dir ~= nil then
+      init_error("options.engine_id and options.state_dir need options.users")
+    end
+    return nil
+  end
+  if type(users) ~= "table" then
+    init_error("options.users must be a list of users, not %s", show(users))
+  end
+  local engine_id = options.engine_id
+  if engine_id ~= nil and type(engine_id) ~= "string" then
+    init_error("options.engine_id must be hex text, not %s", show(engine_id))
+  end
+  local path = state_folder(options, listener.config_dir) .. "/snmptrap-"
+               .. listener.name:gsub("[^%w_.-]", "_") .. ".engine"
+  local id, boots, started = ber.engine_state(path, engine_id)
+  if not id then init_error("options.%s: %s", engine_id and "engine_id" or "state_dir", boots) end
+  local u = ber.usm(id, boots, started)
+  for i, user in ipairs(users) do
+    if type(user) ~= "table" then
+      init_error("options.users[%d] must be a table, not %s", i, show(user))
+    end
+    for k in pairs(user) do
+      if not USER_OPTIONS[k] then
+        init_error("options.users[%d]: unknown field %s (name, auth, auth_pass, auth_key, "
+                   .. "priv, priv_pass, priv_key, engine_id, level)", i, show(k))
+      end
+    end
+    local ok, added, err = pcall(u.add_user, u, user)   -- raises on a field's wrong type
+    if not ok then err = added end
+    if not (ok and added) then init_error("options.users[%d]: %s", i, tostring(err)) end
+  end
+  return u
+end
 
 function H.init(listener, options)
   listener_name = listener.name
@@ -262,7 +344,8 @@ function H.init(listener, options)
   options = options or {}
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
-      init_error("unknown option %s (communities, file, on_trap, log_interval)", show(k))
+      init_error("unknown option %s (communities, file, on_trap, log_interval, users, "
+                 .. "engine_id, state_dir)", show(k))
     end
   end
   log_interval = options.log_interval or 10
@@ -276,6 +359,7 @@ function H.init(listener, options)
     init_error("options.file or options.on_trap is required (where would the traps go?)")
   end
   out = open_file(options.file, listener.config_dir)
+  usm = load_users(options, listener)
   local prefix = "snmptrap_" .. listener.name:gsub("[^%w_]", "_") .. "_"
   counters = {}
   for name, help in pairs(COUNTERS) do
@@ -287,6 +371,7 @@ end
 
 function H.stop()
   if timer then timer:cancel() timer = nil end
+  if usm then publish() usm:close() usm = nil end
   if out then
     local ok, err = out:close()
     if not ok then
@@ -307,7 +392,12 @@ local function record_of(m, msg)
     if b.opaque_type == "Integer64" then b.opaque_value = tostring(b.opaque_value) end
   end
   local community, community_hex = m.community, nil
-  if not is_text(community) then community, community_hex = hex(community), true end
+  if community and not is_text(community) then community, community_hex = hex(community), true end
+  local user, user_hex, context_name, context_name_hex = m.user, nil, m.context_name, nil
+  if user and not is_text(user) then user, user_hex = hex(user), true end
+  if context_name and not is_text(context_name) then
+    context_name, context_name_hex = hex(context_name), true
+  end
   local dst = msg.dst
   return {
     time = rfc3339(msg.time or luadgram.now()),
@@ -317,6 +407,13 @@ local function record_of(m, msg)
     version = m.version_name,
     community = community,
     community_hex = community_hex,
+    user = user,
+    user_hex = user_hex,
+    security_level = m.security_level,
+    engine_id = m.engine_id,
+    context_engine_id = m.context_engine_id,
+    context_name = context_name,
+    context_name_hex = context_name_hex,
     pdu = m.pdu,
     request_id = m.request_id,
     trap_oid = m.trap_oid,
@@ -332,7 +429,8 @@ end
 local NOTIFICATION = { trap = true, trapv2 = true, inform = true }
 
 local function acknowledge(msg, data)
-  local resp, why = inform_response(data)
+  local resp, why
+  if usm then resp, why = usm:inform_response(data) else resp, why = inform_response(data) end
   local ok, err = false, why
   if resp then ok, err = msg:reply(resp) end
   if ok then
@@ -345,9 +443,27 @@ local function acknowledge(msg, data)
 end
 
 -- Counts and reports a datagram that is no notification we decode; `why`, `kind` as
--- decode_snmp gives them, or pdu for a well-formed PDU that is not a notification.
-local function drop_undecoded(msg, why, kind, pdu)
-  if pdu then
+-- decode_snmp gives them, or pdu for a well-formed PDU that is not a notification. An
+-- SNMPv3 message USM dropped (kind "usm", why the usmStats counter's name) is counted
+-- under that name, and `usm_report`, the Report-PDU due to a reportable one, is sent.
+local function drop_undecoded(msg, why, kind, pdu, usm_report)
+  if kind == "usm" then
+    n[why] = n[why] + 1
+    -- engine discovery (a Report of our engine ID) is the normal start of every inform
+    if not (usm_report and why == "usmStatsUnknownEngineIDs") then
+      report(why, "dropped an SNMPv3 message from %s: %s", tostring(msg.peer), why)
+    end
+    if usm_report then
+      local ok, err = msg:reply(usm_report)
+      if ok then
+        n.reports_sent = n.reports_sent + 1
+      else
+        n.reply_errors = n.reply_errors + 1
+        report("reply errors", "cannot send a Report to %s: %s", tostring(msg.peer),
+               tostring(err))
+      end
+    end
+  elseif pdu then
     n.unsupported = n.unsupported + 1
     report("unsupported", "dropped a message from %s: a %s PDU is not a notification",
            tostring(msg.peer), pdu)
@@ -377,12 +493,15 @@ end
 
 -- With a callback: the record as a table, for the callback, then encoded by the output.
 local function message_with_callback(msg, data)
-  local m, why, kind = decode_snmp(data)
-  if not m then return drop_undecoded(msg, why, kind) end
+  local m, why, kind, usm_report
+  if usm then m, why, kind, usm_report = usm:decode_snmp(data) else m, why, kind = decode_snmp(data) end
+  if not m then return drop_undecoded(msg, why, kind, nil, usm_report) end
   local pdu = m.pdu
   if not NOTIFICATION[pdu] then return drop_undecoded(msg, nil, nil, pdu) end
   n.decoded = n.decoded + 1
-  if allowed and not allowed[m.community] then return reject(msg, m.community, pdu) end
+  if allowed and m.community and not allowed[m.community] then
+    return reject(msg, m.community, pdu)
+  end
   local record = record_of(m, msg)
   local keep = true
   local ok, res = pcall(callback, record, msg)
@@ -419,20 +538,24 @@ function H.message(msg)
   if us > 999999 then us = 999999 end          -- rounding, for t near 0
   -- The daemon's message is read in place by trap_json (no Lua string of the payload, no
   -- address object); a stand-in table (the specs') hands its data and address members.
-  local version, community, pdu, _, line
-  if getmetatable(msg) == "luadgram.msg" then
-    version, community, pdu, _, line = trap_json(msg, line_time, DIGITS3[us // 1000],
-      DIGITS3[us % 1000], after_time, PEER_DST, ",")
+  local version, community, pdu, rid, line
+  local data, addrs = msg, PEER_DST
+  if getmetatable(msg) ~= "luadgram.msg" then data, addrs = msg.data, peer_dst_json(msg) end
+  if usm then
+    version, community, pdu, rid, line = usm:trap_json(data, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, addrs, ",")
   else
-    version, community, pdu, _, line = trap_json(msg.data, line_time, DIGITS3[us // 1000],
-      DIGITS3[us % 1000], after_time, peer_dst_json(msg), ",")
+    version, community, pdu, rid, line = trap_json(data, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, addrs, ",")
   end
   if not line then
     if version then return drop_undecoded(msg, nil, nil, pdu) end  -- not a notification
-    return drop_undecoded(msg, community, pdu)                      -- nil, reason, kind
+    return drop_undecoded(msg, community, pdu, nil, rid)  -- nil, reason, kind[, report]
   end
   n.decoded = n.decoded + 1
-  if allowed and not allowed[community] then return reject(msg, community, pdu) end
+  if allowed and version ~= "v3" and not allowed[community] then
+    return reject(msg, community, pdu)
+  end
   local ok, err = out:write_line(line)
   if not ok then
     store(ok, err, tostring(msg.peer))

@@ -697,7 +697,8 @@ describe("snmptrap handler (scripts/snmptrap.lua)", function()
       { { file = { path = "x.jsonl", flush_interval = 0 } },
         "options.file.flush_interval must be a number of seconds >= 0.01, not 0" },
       { { communitites = { "public" } },
-        'unknown option "communitites" (communities, file, on_trap, log_interval)' },
+        'unknown option "communitites" (communities, file, on_trap, log_interval, users, '
+        .. 'engine_id, state_dir)' },
       { { log_interval = "often", file = "t.jsonl" },
         'options.log_interval must be a number of seconds >= 0, not "often"' },
     }

@@ -84,4 +84,10 @@ size_t ber_oid_format(const uint8_t *v, size_t len, char *out);
 /* Writes x in decimal (1 to 20 digits, no NUL) at out; returns the digit count. */
 size_t ber_u64_format(uint64_t x, char *out);
 
+/* ---- writing ---- */
+/* Octets of a minimal definite length for content of n octets. */
+size_t ber_len_size(size_t n);
+/* Writes that length at p; returns the end. */
+uint8_t *ber_put_len(uint8_t *p, size_t n);
+
 #endif
