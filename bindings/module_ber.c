@@ -378,7 +378,14 @@ static enum snmp_status decode_any(struct usm *u, const uint8_t *buf, size_t len
     switch (usm_receive(u, buf, len, &d->in)) {
     case USM_ACCEPTED:
         d->v3 = d->in.v3;
-        return snmp_decode_scoped(&d->m, d->in.scoped, d->in.scoped_len, &d->v3);
+        st = snmp_decode_scoped(&d->m, d->in.scoped, d->in.scoped_len, &d->v3);
+        if (st == SNMP_OK || d->in.v3.level != SNMP_AUTHPRIV)
+            return st;
+        /* what a wrong privacy key decrypts to: garbage, not a ScopedPDU */
+        usm_reject(u, &d->in, USM_STAT_DECRYPTION_ERRORS);
+        d->rejected = 1;
+        st = SNMP_MALFORMED;
+        break;
     case USM_UNSUPPORTED:
         st = SNMP_UNSUPPORTED;
         break;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <openssl/core_names.h>
@@ -16,7 +17,6 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/provider.h>
-#include <openssl/rand.h>
 
 #define USM_BUF_MAX 65536          /* the largest UDP payload, rounded up */
 #define USM_SALT_LEN 8
@@ -167,7 +167,10 @@ struct usm *usm_new(const struct usm_engine *own, size_t cache_size, char *err, 
             goto fail;
     if (u->prov_legacy)
         u->cipher[USM_PRIV_DES] = EVP_CIPHER_fetch(u->lib, PRIV[USM_PRIV_DES].cipher, NULL);
-    if (RAND_bytes_ex(u->lib, (unsigned char *)&u->salt, sizeof u->salt, 0) != 1)
+    /* getrandom, not RAND_bytes_ex: a DRBG in a library context of our own registers a
+     * thread-exit handler that OpenSSL 3.0 still runs after OSSL_LIB_CTX_free (a crash in
+     * OPENSSL_cleanup at exit) */
+    if (getrandom(&u->salt, sizeof u->salt, 0) != (ssize_t)sizeof u->salt)
         goto fail;
     return u;
 
@@ -320,13 +323,13 @@ const char *usm_add_user(struct usm *u, const struct usm_user_config *c, char *e
     int by_pass = c->auth != USM_AUTH_NONE && c->auth_pass;
     if (c->auth != USM_AUTH_NONE && !by_pass && c->auth_key_len != AUTH[c->auth].key_len)
         return snprintf(err, errlen, "auth_key of %s has %zu octets, not %zu",
-                        AUTH[c->auth].name, AUTH[c->auth].key_len, c->auth_key_len), err;
+                        AUTH[c->auth].name, c->auth_key_len, AUTH[c->auth].key_len), err;
     if (c->priv != USM_PRIV_NONE && by_pass != (c->priv_pass != NULL))
         return snprintf(err, errlen, "give auth_pass with priv_pass, or auth_key with "
                         "priv_key"), err;
     if (c->priv != USM_PRIV_NONE && !by_pass && c->priv_key_len != PRIV[c->priv].key_len)
         return snprintf(err, errlen, "priv_key of %s has %zu octets, not %zu",
-                        PRIV[c->priv].name, PRIV[c->priv].key_len, c->priv_key_len), err;
+                        PRIV[c->priv].name, c->priv_key_len, PRIV[c->priv].key_len), err;
     if ((by_pass && c->auth_pass_len < 8) || (c->priv_pass && c->priv_pass_len < 8))
         return snprintf(err, errlen, "a password has at least 8 characters (as Net-SNMP "
                         "asks)"), err;
@@ -508,7 +511,7 @@ static struct usm_user *find_user(struct usm *u, const uint8_t *name,
     return any;
 }
 
-static enum usm_outcome reject(struct usm *u, struct usm_in *in, enum usm_stat s)
+enum usm_outcome usm_reject(struct usm *u, struct usm_in *in, enum usm_stat s)
 {
     u->stats[s]++;
     in->stat = s;
@@ -615,24 +618,24 @@ enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, stru
     in->report = in->authoritative;
     if (in->authoritative && (engine.len != u->own.id_len ||
                               memcmp(engine.val, u->own.id, engine.len) != 0))
-        return reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
+        return usm_reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
     if (!in->authoritative && engine.len < 5)
-        return reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
+        return usm_reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
     /* step 4: the user */
     int named;
     struct usm_user *user = find_user(u, user_tlv.val, user_tlv.len, engine.val,
                                             engine.len, &named);
     if (!user)
-        return reject(u, in, named ? USM_STAT_UNKNOWN_ENGINE_IDS : USM_STAT_UNKNOWN_USER_NAMES);
+        return usm_reject(u, in, named ? USM_STAT_UNKNOWN_ENGINE_IDS : USM_STAT_UNKNOWN_USER_NAMES);
     /* step 5: the level */
     if (in->v3.level > user->level || in->v3.level < user->min_level)
-        return reject(u, in, USM_STAT_UNSUPPORTED_SEC_LEVELS);
+        return usm_reject(u, in, USM_STAT_UNSUPPORTED_SEC_LEVELS);
     struct usm_keys *k = &user->fixed;
     if (user->engine_len == 0 && !in->authoritative && in->v3.level != SNMP_NOAUTHNOPRIV) {
         if (!user->from_passwords)      /* keys localized to our engine: not the sender's */
-            return reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
+            return usm_reject(u, in, USM_STAT_UNKNOWN_ENGINE_IDS);
         if (!(k = cached_keys(u, user, engine.val, engine.len)))
-            return reject(u, in, USM_STAT_WRONG_DIGESTS);
+            return usm_reject(u, in, USM_STAT_WRONG_DIGESTS);
     }
     in->keys = k;
     if (in->v3.level == SNMP_NOAUTHNOPRIV)
@@ -642,7 +645,7 @@ enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, stru
     uint8_t mac[EVP_MAX_MD_SIZE];
     if (auth.len != mac_len || !mac_of(k, buf, len, auth.val, mac_len, mac) ||
         CRYPTO_memcmp(mac, auth.val, mac_len) != 0)
-        return reject(u, in, USM_STAT_WRONG_DIGESTS);
+        return usm_reject(u, in, USM_STAT_WRONG_DIGESTS);
     /* step 7: the time window (we are authoritative); the Report still wants the request's
      * PDU, so the decryption goes on before rejecting */
     int late = 0;
@@ -657,18 +660,18 @@ enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, stru
         struct ber_cur pc;
         if (priv.len != USM_SALT_LEN ||
             !decrypt(u, k, priv.val, in->boots, in->time, data.val, data.len))
-            return reject(u, in, late ? USM_STAT_NOT_IN_TIME_WINDOWS
+            return usm_reject(u, in, late ? USM_STAT_NOT_IN_TIME_WINDOWS
                                       : USM_STAT_DECRYPTION_ERRORS);
         /* garbage: not even a SEQUENCE that fits */
         ber_init(&pc, u->plain, data.len);
         if (ber_expect(&pc, BER_SEQUENCE, &t, "x"))
-            return reject(u, in, late ? USM_STAT_NOT_IN_TIME_WINDOWS
+            return usm_reject(u, in, late ? USM_STAT_NOT_IN_TIME_WINDOWS
                                       : USM_STAT_DECRYPTION_ERRORS);
         in->scoped = u->plain;
         in->scoped_len = (size_t)(t.val + t.len - u->plain);
     }
     if (late)
-        return reject(u, in, USM_STAT_NOT_IN_TIME_WINDOWS);
+        return usm_reject(u, in, USM_STAT_NOT_IN_TIME_WINDOWS);
     return USM_ACCEPTED;
 
 malformed:

@@ -107,6 +107,10 @@ struct usm_in {
  * the time window is checked); one without (a trap) is the sender's (no time check). */
 enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, struct usm_in *in);
 
+/* Rejects in after all, counted under s (USM_REJECTED): for a decrypted ScopedPDU that does
+ * not decode (decryption garbage: usmStatsDecryptionErrors). */
+enum usm_outcome usm_reject(struct usm *u, struct usm_in *in, enum usm_stat s);
+
 /* The Report for a rejected message in (in->report set): written into the usm's output
  * buffer; *out points at it; returns its length (0: none can be made). noAuthNoPriv, but
  * authNoPriv for usmStatsNotInTimeWindows (RFC 3414 §3.2.7 a). */
