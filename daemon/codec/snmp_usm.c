@@ -638,6 +638,8 @@ enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, stru
             return usm_reject(u, in, USM_STAT_WRONG_DIGESTS);
     }
     in->keys = k;
+    in->auth_params = auth.val;
+    in->auth_params_len = auth.len;
     if (in->v3.level == SNMP_NOAUTHNOPRIV)
         return USM_ACCEPTED;
     /* step 6: the digest */
@@ -887,4 +889,15 @@ size_t usm_response_write(struct usm *u, const struct usm_in *in, const struct s
                          (struct usm_keys *)in->keys, u->work, scoped};
     *out = u->out;
     return scoped ? write_message(u, &o) : 0;
+}
+
+int usm_sign(const struct usm_in *in, uint8_t *buf, size_t len)
+{
+    struct usm_keys *k = (struct usm_keys *)in->keys;
+    if (!k || !k->mac || !in->auth_params || in->auth_params < buf ||
+        in->auth_params_len != AUTH[k->user->auth].mac_len ||
+        in->auth_params + in->auth_params_len > buf + len)
+        return 0;
+    uint8_t *at = buf + (in->auth_params - buf);
+    return mac_of(k, buf, len, at, in->auth_params_len, at);
 }

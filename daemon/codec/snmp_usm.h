@@ -100,12 +100,20 @@ struct usm_in {
     const uint8_t *scoped;         /* the plaintext ScopedPDU (NULL when not reached) */
     size_t scoped_len;
     const void *keys;              /* the localized keys used (internal) */
+    const uint8_t *auth_params;    /* msgAuthenticationParameters' content in the packet */
+    size_t auth_params_len;
 };
 
 /* Checks an SNMPv3 message (RFC 3414 §3.2) and decrypts its ScopedPDU. A message with the
  * reportable flag (an inform, a discovery probe) is for our engine (we are authoritative,
  * the time window is checked); one without (a trap) is the sender's (no time check). */
 enum usm_outcome usm_receive(struct usm *u, const uint8_t *buf, size_t len, struct usm_in *in);
+
+/* Writes the digest of buf[0 .. len) (the message usm_receive just read into in, which
+ * found its user's keys: in->keys set) into its msgAuthenticationParameters, in place: a
+ * message signed with the keys the receiver holds (the fuzz target's changed messages).
+ * 1 on success, 0 when in has no keys or auth parameters of the digest's length. */
+int usm_sign(const struct usm_in *in, uint8_t *buf, size_t len);
 
 /* Rejects in after all, counted under s (USM_REJECTED): for a decrypted ScopedPDU that does
  * not decode (decryption garbage: usmStatsDecryptionErrors). */
