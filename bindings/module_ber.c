@@ -78,6 +78,19 @@
  *     Takes the received datagram (msg.data); kind as above, or "unexpected" with
  *     "not an InformRequest" for any other well-formed PDU.
  *
+ *   ber.usm(engine_id_hex, boots, started [, cache_size]) -> usm      (SNMPv3, snmp_usm.h)
+ *     Our engine (ID, engineBoots, the CLOCK_REALTIME second engineTime counts from) and a
+ *     cache of cache_size (1024) localized keys. usm:add_user{ name =, auth =, auth_pass = |
+ *     auth_key = (hex), priv =, priv_pass = | priv_key =, engine_id = (hex), level = } ->
+ *     true | nil, reason (keys derived now). usm:decode_snmp, usm:trap_json and
+ *     usm:inform_response are ber's, also taking SNMPv3 messages through USM: the message
+ *     gets version 3, version_name "v3", user (in place of community), security_level,
+ *     engine_id, context_engine_id (plain hex), context_name; a message USM drops gives
+ *     nil, <usmStats counter name>, "usm", <the Report to send back, or nil>. usm:stats()
+ *     -> { usmStats... = n, evictions = n }; usm:close() (also __gc) frees it.
+ *   ber.engine_state(path [, engine_id_hex]) -> engine_id_hex, boots, started | nil, err
+ *     The engine's state file (daemon/engine_state.h), loaded at init.
+ *
  *   ber.decode(bytes) -> node | nil, reason
  *     One BER value as a tree: node = { tag = <identifier octet>, class = "universal" |
  *     "application" | "context" | "private", constructed = bool, value = <content bytes>

@@ -1,6 +1,6 @@
 -- scripts/snmptrap.lua: an SNMP notification receiver (what snmptrapd does): decodes SNMPv1
--- traps, SNMPv2c traps and informs with luadgram.ber (C), applies the listener's community
--- allow-list, acknowledges informs, and hands every accepted notification to a Lua callback
+-- traps, SNMPv2c traps and informs, and SNMPv3 (USM) traps and informs with luadgram.ber (C),
+-- applies the listener's community allow-list or users, acknowledges informs, and hands every accepted notification to a Lua callback
 -- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
 -- Without a callback no record table is built: ber.trap_json writes the decoded part of the
 -- line, and peer and dst straight from the message (ber.PEER_DST), in C; the handler adds
@@ -21,6 +21,14 @@ Configuration
       on_trap      = "mytraps",          -- a module on script_path returning function(record,
                                          -- msg), or a table with an on_trap function
       log_interval = 10,                 -- seconds: at most one log line per kind of drop
+      users = {                          -- SNMPv3 users (absent: v3 is unsupported)
+        { name = "ops", auth = "SHA-256", auth_pass = "...", priv = "AES", priv_pass = "...",
+          engine_id = "80001f88...",     -- traps from this engine only; absent: any engine
+          level = "authPriv" },          -- lowest level accepted (default: the user's keys')
+      },                                 -- auth_key / priv_key: localized keys in hex
+      engine_id = "80001f88...",         -- ours, for informs; absent: the state file's
+      state_dir = "/var/lib/luadgramd",  -- the engine state file's folder (default:
+                                         -- $STATE_DIRECTORY, else beside the output file)
     },
   }
 An unknown option is an error (a misspelt "communities" must not accept everything).
@@ -29,8 +37,12 @@ A record (one JSON object per line; the callback gets the same table before it i
   time        receive time, RFC 3339 UTC ("2024-03-05T10:11:12.345678Z"): msg.time when the
               listener has recv.timestamp, else the loop's clock
   listener, peer ("ip:port", "[ip6]:port"), dst (the address it was sent to, "ip:port")
-  version     "v1" | "v2c";   community (text; hex "70 75 62" with community_hex = true
-              when it is not printable UTF-8)
+  version     "v1" | "v2c" | "v3";   community (text; hex "70 75 62" with community_hex =
+              true when it is not printable UTF-8; not in v3)
+  user, security_level, engine_id, context_engine_id, context_name     v3 only: the user
+              (user_hex as community_hex), "noAuthNoPriv" | "authNoPriv" | "authPriv", the
+              authoritative engine (the trap's sender, or us for an inform) and the context
+              engine in plain hex, the context name (context_name_hex likewise)
   pdu         "trap" (SNMPv1 Trap-PDU) | "trapv2" (SNMPv2-Trap-PDU) | "inform"
   request_id  trapv2 and inform
   trap_oid, uptime   the SNMPv2 view (RFC 3584 §3.1 for v1): snmpTrapOID.0 and sysUpTime.0
@@ -47,9 +59,11 @@ A record (one JSON object per line; the callback gets the same table before it i
               No bindings: {} (lua-cjson 2.1 writes an empty table as an object).
 
 Order per datagram (both paths: the record table when there is a callback, else the line
-from ber.trap_json): decode; drop (counted, logged at most once per log_interval with the
-reason and the peer) SNMPv3/v2u and non-notification PDUs (unsupported), malformed packets,
-and communities not in the list (community_rejected); then the callback under pcall (an
+from ber.trap_json, or usm:decode_snmp / usm:trap_json with users): decode; drop (counted,
+logged at most once per log_interval with the reason and the peer) SNMPv2u, SNMPv3 without
+users and non-notification PDUs (unsupported), malformed packets, SNMPv3 messages USM
+rejects (under their usmStats names; a reportable one gets its Report, reports_sent), and
+communities not in the list (community_rejected); then the callback under pcall (an
 error is counted and logged, the record is still written; returning false keeps the record
 out of the file: filtered); then the file; then, for an inform, the Response-PDU through
 msg:reply, unless the file dropped the record, so that the sender retries.
@@ -57,7 +71,9 @@ msg:reply, unless the file dropped the record, so that the sender retries.
 Counters in /metrics (luadgramd_user_snmptrap_<listener>_<name>, every character of the
 listener's name but letters, digits and _ as _; totals of all workers, published every
 second): received (every datagram) = decoded (well-formed traps and informs) + malformed +
-unsupported; community_rejected, filtered, written (JSON lines in the file), informs_acked,
+unsupported + usmStatsUnsupportedSecLevels + usmStatsNotInTimeWindows +
+usmStatsUnknownUserNames + usmStatsUnknownEngineIDs + usmStatsWrongDigests +
+usmStatsDecryptionErrors; reports_sent, usm_key_evictions, community_rejected, filtered, written (JSON lines in the file), informs_acked,
 callback_errors, output_errors (records the file lost), reply_errors.
 ]==]
 local luadgram = require "luadgram"
@@ -253,9 +269,9 @@ end
 
 local COUNTERS = {
   received = "datagrams received",
-  decoded = "well-formed SNMPv1/v2c traps and informs",
+  decoded = "well-formed SNMPv1/v2c/v3 traps and informs",
   malformed = "datagrams that are not well-formed SNMP",
-  unsupported = "SNMPv3/v2u messages and PDUs that are not notifications",
+  unsupported = "SNMPv2u, SNMPv3 without users, and PDUs that are not notifications",
   community_rejected = "notifications dropped for a community not in the list",
   filtered = "notifications the on_trap callback kept out of the file",
   written = "JSON lines written to the file",
