@@ -1,6 +1,7 @@
 -- scripts/snmptrap.lua: an SNMP notification receiver (what snmptrapd does): decodes SNMPv1
 -- traps, SNMPv2c traps and informs, and SNMPv3 (USM) traps and informs with luadgram.ber (C),
--- applies the listener's community allow-list or users, acknowledges informs, and hands every accepted notification to a Lua callback
+-- applies the listener's community allow-list or users, acknowledges informs, and hands
+-- every accepted notification to a Lua callback
 -- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
 -- Without a callback no record table is built: ber.trap_json writes the decoded part of the
 -- line, and peer and dst straight from the message (ber.PEER_DST), in C; the handler adds
@@ -73,7 +74,8 @@ listener's name but letters, digits and _ as _; totals of all workers, published
 second): received (every datagram) = decoded (well-formed traps and informs) + malformed +
 unsupported + usmStatsUnsupportedSecLevels + usmStatsNotInTimeWindows +
 usmStatsUnknownUserNames + usmStatsUnknownEngineIDs + usmStatsWrongDigests +
-usmStatsDecryptionErrors; reports_sent, usm_key_evictions, community_rejected, filtered, written (JSON lines in the file), informs_acked,
+usmStatsDecryptionErrors; reports_sent, usm_key_evictions, community_rejected, filtered,
+written (JSON lines in the file), informs_acked,
 callback_errors, output_errors (records the file lost), reply_errors.
 ]==]
 local luadgram = require "luadgram"
@@ -510,7 +512,11 @@ end
 -- With a callback: the record as a table, for the callback, then encoded by the output.
 local function message_with_callback(msg, data)
   local m, why, kind, usm_report
-  if usm then m, why, kind, usm_report = usm:decode_snmp(data) else m, why, kind = decode_snmp(data) end
+  if usm then
+    m, why, kind, usm_report = usm:decode_snmp(data)
+  else
+    m, why, kind = decode_snmp(data)
+  end
   if not m then return drop_undecoded(msg, why, kind, nil, usm_report) end
   local pdu = m.pdu
   if not NOTIFICATION[pdu] then return drop_undecoded(msg, nil, nil, pdu) end
