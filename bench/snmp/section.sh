@@ -145,7 +145,9 @@ section_snmp() {
             done
             printf '| %-7s | %-24s | %-24s | %-24s |\n' "$rate" "${row[@]}"
         done
-        for kind in "${SNMP_KINDS[@]}"; do put "$SNMP_SEC" "$kind" lossfree "${lossfree[$kind]}"; done
+        for kind in "${SNMP_KINDS[@]}"; do
+            put "$SNMP_SEC" "$kind" lossfree "${lossfree[$kind]}"
+        done
         put "$SNMP_SEC" luadgramd vs_snmptrapd "$(awk -v a="${lossfree[luadgramd]}" \
             -v b="${lossfree[snmptrapd]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
     done
@@ -162,7 +164,8 @@ snmp_results() {
     figure "$SNMP_SEC" snmptrapd lossfree "snmptrapd -Lf file: highest loss-free rate, traps/s" \
         "$(ratio "$(med "$SNMP_SEC" snmptrapd lossfree)" "$(med "$SNMP_SEC" sink lossfree)")"
     r=$(med "$SNMP_SEC" luadgramd vs_snmptrapd)
-    figure "$SNMP_SEC" luadgramd vs_snmptrapd "**luadgramd ÷ snmptrapd, loss-free rates (per run)**" \
+    figure "$SNMP_SEC" luadgramd vs_snmptrapd \
+        "**luadgramd ÷ snmptrapd, loss-free rates (per run)**" \
         "$(fmt "$r")" "≥ 10" "$(meets "${r:-–}" ">=" 10)"
     for kind in "${SNMP_KINDS[@]}"; do
         figure "$SNMP_SEC" "$kind" "cpu_$low" "$kind: CPU-µs per trap at $low/s" \
@@ -171,7 +174,8 @@ snmp_results() {
     for kind in "${SNMP_KINDS[@]}"; do
         figure "$SNMP_SEC" "$kind" "loss_$top" "$kind: loss % at $top/s"
     done
-    md "$SNMP_SEC" "Per rate (medians of $RUNS runs; sent/s is what loadgen achieved towards sink):" \
+    md "$SNMP_SEC" \
+        "Per rate (medians of $RUNS runs; sent/s is what loadgen achieved towards sink):" \
         "received, loss %, CPU-µs per trap. The loss-free rate is bounded by the steps" \
         "($SNMP_RATES): a receiver loss-free at the top step may go higher."
     md "$SNMP_SEC" ""
@@ -180,11 +184,13 @@ snmp_results() {
     for rate in $SNMP_RATES; do
         local cells=()
         for kind in "${SNMP_KINDS[@]}"; do
-            cells+=("$(fmt "$(med "$SNMP_SEC" "$kind" "got_$rate")"), $(fmt "$(med "$SNMP_SEC" "$kind" \
+            cells+=("$(fmt "$(med "$SNMP_SEC" "$kind" "got_$rate")"), $(fmt "$(med \
+                "$SNMP_SEC" "$kind" \
                 "loss_$rate")") %, $(fmt "$(med "$SNMP_SEC" "$kind" "cpu_$rate")") µs")
         done
-        md "$SNMP_SEC" "| $rate | $(fmt "$(med "$SNMP_SEC" sink "rate_$rate")") | ${cells[0]} | ${cells[1]} |" \
-            "${cells[2]} |"
+        md "$SNMP_SEC" \
+            "| $rate | $(fmt "$(med "$SNMP_SEC" sink "rate_$rate")") | ${cells[0]} |" \
+            "${cells[1]} | ${cells[2]} |"
     done
 }
 
