@@ -38,7 +38,7 @@ DNS_OUTSTANDING=${DNS_OUTSTANDING:-64}
 PROFILE_COUNT=${PROFILE_COUNT:-20000}
 # The full run: what `bench/run.sh` without arguments runs and puts in RESULTS.md.
 # raw_sink and raw_echo are the quick stand-alone checks of the tools.
-SECTIONS=(echo collect dns memory syslog snmp profile)
+SECTIONS=(echo collect dns memory syslog snmp snmpv3 profile)
 EXTRA_SECTIONS=(raw_sink raw_echo)
 PEER_PACKAGES=(lua-socket lua-luv dnsdist dnsperf python3 rsyslog snmp snmptrapd)
 # and what the script itself uses: callgrind for the profile, curl for /metrics, ss, taskset
@@ -981,6 +981,7 @@ SECTION_TITLES=(
     "memory:Memory"
     "syslog:Syslog collection (issue 4)"
     "snmp:SNMP traps (issue 5)"
+    "snmpv3:SNMPv3 traps, authPriv SHA-256/AES (issue 12)"
     "profile:Profile: callgrind on luadgramd with scripts/echo.lua"
 )
 

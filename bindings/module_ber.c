@@ -84,6 +84,19 @@
  *     Takes the received datagram (msg.data); kind as above, or "unexpected" with
  *     "not an InformRequest" for any other well-formed PDU.
  *
+ *   ber.usm(engine_id_hex, boots, started [, cache_size]) -> usm      (SNMPv3, snmp_usm.h)
+ *     Our engine (ID, engineBoots, the CLOCK_REALTIME second engineTime counts from) and a
+ *     cache of cache_size (1024) localized keys. usm:add_user{ name =, auth =, auth_pass = |
+ *     auth_key = (hex), priv =, priv_pass = | priv_key =, engine_id = (hex), level = } ->
+ *     true | nil, reason (keys derived now). usm:decode_snmp, usm:trap_json and
+ *     usm:inform_response are ber's, also taking SNMPv3 messages through USM: the message
+ *     gets version 3, version_name "v3", user (in place of community), security_level,
+ *     engine_id, context_engine_id (plain hex), context_name; a message USM drops gives
+ *     nil, <usmStats counter name>, "usm", <the Report to send back, or nil>. usm:stats()
+ *     -> { usmStats... = n, evictions = n }; usm:close() (also __gc) frees it.
+ *   ber.engine_state(path [, engine_id_hex]) -> engine_id_hex, boots, started | nil, err
+ *     The engine's state file (daemon/engine_state.h), loaded at init.
+ *
  *   ber.decode(bytes) -> node | nil, reason
  *     One BER value as a tree: node = { tag = <identifier octet>, class = "universal" |
  *     "application" | "context" | "private", constructed = bool, value = <content bytes>
@@ -100,6 +113,8 @@
 #include "lbind.h"
 #include "lmib.h"
 #include "snmp_decode.h"
+#include "engine_state.h"
+#include "snmp_usm.h"
 
 
 /* ---- bindings ---- */
@@ -264,15 +279,47 @@ static void set_trap_name(lua_State *L, const struct mib_table *names, int idx)
     lua_pop(L, 1);
 }
 
+static const char *version_name(const struct snmp_msg *m)
+{
+    return m->version == 0 ? "v1" : m->version == 1 ? "v2c" : "v3";
+}
+
+static void push_engine_id(lua_State *L, const uint8_t *v, size_t n)
+{
+    char buf[2 * SNMP_ENGINE_ID_MAX];
+    if (n > SNMP_ENGINE_ID_MAX)
+        n = SNMP_ENGINE_ID_MAX;
+    snmp_hex_plain(v, n, buf);
+    lua_pushlstring(L, buf, 2 * n);
+}
+
+/* Sets security_level, engine_id, context_engine_id, context_name on the table at -2 and
+ * pushes the user name (the caller sets it as "user"). */
+static void set_v3_fields(lua_State *L, const struct snmp_v3 *v3)
+{
+    lua_pushstring(L, snmp_level_name(v3->level));
+    lua_setfield(L, -2, "security_level");
+    push_engine_id(L, v3->engine_id, v3->engine_id_len);
+    lua_setfield(L, -2, "engine_id");
+    push_engine_id(L, v3->context_engine.val, v3->context_engine.len);
+    lua_setfield(L, -2, "context_engine_id");
+    lua_pushlstring(L, (const char *)v3->context_name.val, v3->context_name.len);
+    lua_setfield(L, -2, "context_name");
+    lua_pushlstring(L, (const char *)v3->user, v3->user_len);
+}
+
 /* Sets the header fields of m on the table at the top. */
 static void set_header(lua_State *L, const struct snmp_msg *m)
 {
     lua_pushinteger(L, m->version);
     lua_setfield(L, -2, "version");
-    lua_pushstring(L, m->version == 0 ? "v1" : "v2c");
+    lua_pushstring(L, version_name(m));
     lua_setfield(L, -2, "version_name");
-    lua_pushlstring(L, (const char *)m->community.val, m->community.len);
-    lua_setfield(L, -2, "community");
+    if (m->v3)
+        set_v3_fields(L, m->v3);
+    else
+        lua_pushlstring(L, (const char *)m->community.val, m->community.len);
+    lua_setfield(L, -2, m->v3 ? "user" : "community");
     lua_pushstring(L, snmp_pdu_name(m->pdu));
     lua_setfield(L, -2, "pdu");
     if (m->pdu == SNMP_PDU_TRAP) {
@@ -367,26 +414,95 @@ static const char *kind_name(enum snmp_status st)
     return st == SNMP_UNSUPPORTED ? "unsupported" : "malformed";
 }
 
-static int fail3(lua_State *L, const char *why, const char *kind)
+static int fail2(lua_State *L, const char *why)
 {
     luaL_pushfail(L);
     lua_pushstring(L, why);
+    return 2;
+}
+
+static int fail3(lua_State *L, const char *why, const char *kind)
+{
+    fail2(L, why);
     lua_pushstring(L, kind);
     return 3;
 }
 
-/* ber.decode_snmp(bytes [, names]) -> msg | nil, reason, kind */
-static int ber_decode_snmp(lua_State *L)
+/* A message decoded by decode_any: v1/v2c, or v3 through a USM. */
+struct decoded {
+    struct snmp_msg m;
+    struct snmp_v3 v3;
+    struct usm_in in;
+    int rejected;          /* USM dropped it: in.stat, in.why, in.report */
+};
+
+/* Decodes buf[0 .. len) up to the bindings into d->m: snmp_decode_header, and with a usm
+ * an SNMPv3 message through usm_receive and snmp_decode_scoped. SNMP_OK, or a status with
+ * d->m.why (d->rejected set when USM dropped it). */
+static enum snmp_status decode_any(struct usm *u, const uint8_t *buf, size_t len,
+                                   struct decoded *d)
+{
+    d->rejected = 0;
+    enum snmp_status st = snmp_decode_header(&d->m, buf, len);
+    if (st != SNMP_UNSUPPORTED || d->m.version != 3 || !u)
+        return st;
+    switch (usm_receive(u, buf, len, &d->in)) {
+    case USM_ACCEPTED:
+        d->v3 = d->in.v3;
+        st = snmp_decode_scoped(&d->m, d->in.scoped, d->in.scoped_len, &d->v3);
+        if (st == SNMP_OK || d->in.v3.level != SNMP_AUTHPRIV)
+            return st;
+        /* what a wrong privacy key decrypts to: garbage, not a ScopedPDU */
+        usm_reject(u, &d->in, USM_STAT_DECRYPTION_ERRORS);
+        d->rejected = 1;
+        st = SNMP_MALFORMED;
+        break;
+    case USM_UNSUPPORTED:
+        st = SNMP_UNSUPPORTED;
+        break;
+    case USM_REJECTED:
+        d->rejected = 1;
+        st = SNMP_MALFORMED;
+        break;
+    default:
+        st = SNMP_MALFORMED;
+        break;
+    }
+    d->m.why = d->in.why;
+    return st;
+}
+
+/* The failure of decode_any: nil, reason, kind; after a USM drop nil, the usmStats name,
+ * "usm", and the Report to send back (nil when none is due). */
+static int decode_fail(lua_State *L, struct usm *u, struct decoded *d, enum snmp_status st)
+{
+    if (!d->rejected)
+        return fail3(L, d->m.why, kind_name(st));
+    fail3(L, d->m.why, "usm");
+    const uint8_t *report;
+    size_t n = usm_report_write(u, &d->in, &report);
+    if (n)
+        lua_pushlstring(L, (const char *)report, n);
+    else
+        lua_pushnil(L);
+    return 4;
+}
+
+/* ber.decode_snmp(bytes [, names]), usm:decode_snmp(bytes) -> msg | nil, reason, kind
+ * [, report]; with names (a luadgram.mib table; the usm's own, see usm:set_names), the
+ * bindings get name and value_name and the message trap_name */
+static int decode_snmp_with(lua_State *L, struct usm *u, int arg,
+                            const struct mib_table *names)
 {
     size_t len;
-    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
-    const struct mib_table *names = lmib_opt(L, 2);
-    struct snmp_msg m;
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, arg, &len);
+    struct decoded d;
     struct snmp_varbind vb;
     struct v1_present has = {0, 0, 0};
-    enum snmp_status st = snmp_decode_header(&m, buf, len);
+    enum snmp_status st = decode_any(u, buf, len, &d);
     if (st != SNMP_OK)
-        return fail3(L, m.why, kind_name(st));
+        return decode_fail(L, u, &d, st);
+    struct snmp_msg m = d.m;           /* m.v3, if any, is &d.v3 */
 
     lua_createtable(L, 0, 12);
     set_header(L, &m);
@@ -418,6 +534,11 @@ static int ber_decode_snmp(lua_State *L)
     return 1;
 }
 
+static int ber_decode_snmp(lua_State *L)
+{
+    return decode_snmp_with(L, NULL, 1, lmib_opt(L, 2));
+}
+
 /* ---- ber.trap_json ---- */
 
 /* The buffer trap_json writes into, kept as its upvalue and reused (no allocation per
@@ -442,11 +563,15 @@ static int is_notification(uint8_t pdu)
     return pdu == SNMP_PDU_TRAP || pdu == SNMP_PDU_TRAPV2 || pdu == SNMP_PDU_INFORM;
 }
 
-/* Pushes version, community, pdu, request_id (nil for the v1 Trap-PDU). */
+/* Pushes version, community (v3: the user name), pdu, request_id (nil for the v1
+ * Trap-PDU). */
 static void push_scalars(lua_State *L, const struct snmp_msg *m)
 {
-    lua_pushstring(L, m->version == 0 ? "v1" : "v2c");
-    lua_pushlstring(L, (const char *)m->community.val, m->community.len);
+    lua_pushstring(L, version_name(m));
+    if (m->v3)
+        lua_pushlstring(L, (const char *)m->v3->user, m->v3->user_len);
+    else
+        lua_pushlstring(L, (const char *)m->community.val, m->community.len);
     lua_pushstring(L, snmp_pdu_name(m->pdu));
     if (m->pdu == SNMP_PDU_TRAP)
         lua_pushnil(L);
@@ -589,34 +714,35 @@ static int push_large(lua_State *L, struct snmp_msg *m, const struct json_text *
     return 5;
 }
 
-/* ber.trap_json(bytes | msg [, head...]) -> version, community, pdu, request_id, members
- *                                   | nil, reason, kind
- * (a head piece is a string, or ber.PEER_DST after a message) */
-static int ber_trap_json(lua_State *L)
+/* ber.trap_json(bytes | msg [, head...]), usm:trap_json(...) -> version, community, pdu,
+ * request_id, members | nil, reason, kind [, report]
+ * (a head piece is a string, or ber.PEER_DST after a message); arg: the bytes' index */
+static int trap_json_with(lua_State *L, struct usm *u, int arg, const struct mib_table *names)
 {
     size_t len;
     const uint8_t *buf;
     struct json_text t;
-    t.first = 2;
+    t.first = arg + 1;
     t.last = lua_gettop(L);
     t.have_addrs = 0;
     t.d = NULL;
-    if (msg_is(L, 1)) { /* the message itself: no Lua string of it */
-        t.d = msg_dgram(L, 1);
+    if (msg_is(L, arg)) { /* the message itself: no Lua string of it */
+        t.d = msg_dgram(L, arg);
         buf = t.d->data;
         len = t.d->len;
     } else {
-        buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
+        buf = (const uint8_t *)luaL_checklstring(L, arg, &len);
     }
     t.need = t.total = 0;
     json_head_measure(L, &t);
     size_t frame = t.hlen + (t.last >= t.first ? 1 : 0);
     struct json_buf *jb = lua_touserdata(L, lua_upvalueindex(1));
-    struct snmp_msg m;
+    struct decoded d;
     struct snmp_varbind vb;
-    enum snmp_status st = snmp_decode_header(&m, buf, len);
+    enum snmp_status st = decode_any(u, buf, len, &d);
     if (st != SNMP_OK)
-        return fail3(L, m.why, kind_name(st));
+        return decode_fail(L, u, &d, st);
+    struct snmp_msg m = d.m;           /* m.v3, if any, is &d.v3 */
     if (!is_notification(m.pdu)) {      /* checked as decode_snmp would, not written */
         while ((st = snmp_next_varbind(&m, &vb)) == SNMP_OK)
             ;
@@ -628,7 +754,7 @@ static int ber_trap_json(lua_State *L)
     }
     struct ber_cur start = m.next;
     size_t room = jb->cap > frame ? jb->cap - frame : 0;
-    st = snmp_json_record_named(&m, lmib_opt(L, lua_upvalueindex(2)),
+    st = snmp_json_record_named(&m, names,
                                 jb->data + (room ? t.hlen : 0), room, &t.need);
     if (st != SNMP_OK)
         return fail3(L, m.why, kind_name(st));
@@ -651,6 +777,11 @@ static int ber_trap_json(lua_State *L)
     return 5;
 }
 
+static int ber_trap_json(lua_State *L)
+{
+    return trap_json_with(L, NULL, 1, lmib_opt(L, lua_upvalueindex(2)));
+}
+
 /* ber.trap_json_named(names) -> trap_json with MIB names: its buffer (upvalue 1) and the
  * luadgram.mib table (upvalue 2, NULL in ber.trap_json). */
 static int ber_trap_json_named(lua_State *L)
@@ -664,22 +795,51 @@ static int ber_trap_json_named(lua_State *L)
 
 /* ---- ber.inform_response ---- */
 
-/* ber.inform_response(bytes) -> response bytes | nil, reason, kind */
-static int ber_inform_response(lua_State *L)
+/* Reads every binding of m (up to the end of the list); SNMP_OK or the failure. */
+static enum snmp_status check_bindings(struct snmp_msg *m)
+{
+    struct ber_cur start = m->next;
+    struct snmp_varbind vb;
+    enum snmp_status st;
+    while ((st = snmp_next_varbind(m, &vb)) == SNMP_OK)
+        ;
+    m->next = start;
+    return st == SNMP_END ? SNMP_OK : st;
+}
+
+/* ber.inform_response(bytes), usm:inform_response(bytes) -> response bytes
+ *                                                   | nil, reason, kind [, report] */
+static int inform_response_with(lua_State *L, struct usm *u, int arg)
 {
     size_t len;
-    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, 1, &len);
-    struct snmp_msg m;
-    enum snmp_status st = snmp_decode(&m, buf, len, NULL);
+    const uint8_t *buf = (const uint8_t *)luaL_checklstring(L, arg, &len);
+    struct decoded d;
+    enum snmp_status st = decode_any(u, buf, len, &d);
     if (st != SNMP_OK)
+        return decode_fail(L, u, &d, st);
+    struct snmp_msg m = d.m;           /* m.v3, if any, is &d.v3 */
+    if ((st = check_bindings(&m)) != SNMP_OK)
         return fail3(L, m.why, kind_name(st));
     if (m.pdu != SNMP_PDU_INFORM)
         return fail3(L, "not an InformRequest", "unexpected");
+    if (m.v3) {
+        const uint8_t *out;
+        size_t n = usm_response_write(u, &d.in, &m, &out);
+        if (!n)
+            return fail3(L, "cannot encrypt or sign the response", "unexpected");
+        lua_pushlstring(L, (const char *)out, n);
+        return 1;
+    }
     luaL_Buffer b;
     size_t size = snmp_inform_response_size(&m);
     char *out = luaL_buffinitsize(L, &b, size);
     luaL_pushresultsize(&b, snmp_inform_response_write(&m, (uint8_t *)out));
     return 1;
+}
+
+static int ber_inform_response(lua_State *L)
+{
+    return inform_response_with(L, NULL, 1);
 }
 
 /* ---- ber.decode ---- */
@@ -735,12 +895,255 @@ static int ber_decode(lua_State *L)
     return 1;
 }
 
+/* ---- SNMPv3: ber.usm, ber.engine_state ---- */
+
+#define USM_META "luadgram.usm"
+
+/* The userdata of a usm object: it owns the struct usm (freed by __gc or :close). */
+struct usm_box {
+    struct usm *u;
+};
+
+static struct usm *check_usm(lua_State *L)
+{
+    struct usm_box *b = luaL_checkudata(L, 1, USM_META);
+    if (!b->u)
+        luaL_argerror(L, 1, "the usm is closed");
+    return b->u;
+}
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Hex text (pairs of digits, optional "0x", spaces and colons allowed between bytes) into
+ * out[cap]; returns the length, or -1 when it is not hex or too long. */
+static long unhex(const char *s, uint8_t *out, size_t cap)
+{
+    size_t n = 0;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        s += 2;
+    while (*s) {
+        if (*s == ' ' || *s == ':') {
+            s++;
+            continue;
+        }
+        int hi = hexval(s[0]), lo = s[1] ? hexval(s[1]) : -1;
+        if (hi < 0 || lo < 0 || n == cap)
+            return -1;
+        out[n++] = (uint8_t)(hi << 4 | lo);
+        s += 2;
+    }
+    return (long)n;
+}
+
+/* ber.usm(engine_id_hex, boots, started [, cache_size]) -> usm
+ * A USM for the snmptrap handler: our engine (engine ID, engineBoots, the CLOCK_REALTIME
+ * second engineTime counts from), a cache of cache_size (default 1024) localized keys. */
+static int ber_usm(lua_State *L)
+{
+    struct usm_engine own;
+    long n = unhex(luaL_checkstring(L, 1), own.id, sizeof own.id);
+    luaL_argcheck(L, n >= 5, 1, "an engine ID of 5 to 32 octets in hex");
+    own.id_len = (size_t)n;
+    lua_Integer boots = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, boots >= 0 && boots <= INT32_MAX, 2, "engineBoots out of range");
+    own.boots = (uint32_t)boots;
+    own.started = (int64_t)luaL_checkinteger(L, 3);
+    lua_Integer cache = luaL_optinteger(L, 4, 1024);
+    luaL_argcheck(L, cache >= 1 && cache <= 1 << 20, 4, "cache size from 1 to 1048576");
+    struct usm_box *b = lua_newuserdatauv(L, sizeof *b, 1); /* 1: its MIB names */
+    b->u = NULL;
+    luaL_setmetatable(L, USM_META);
+    char err[160];
+    if (!(b->u = usm_new(&own, (size_t)cache, err, sizeof err)))
+        return luaL_error(L, "%s", err);
+    return 1;
+}
+
+/* Reads t[key] as an optional string (NULL when absent); raises on another type. */
+static const char *opt_field(lua_State *L, int t, const char *key, size_t *len)
+{
+    lua_getfield(L, t, key);
+    const char *s = NULL;
+    if (!lua_isnil(L, -1)) {
+        if (lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "%s must be a string", key);
+        s = lua_tolstring(L, -1, len);
+    }
+    lua_pop(L, 1);              /* the string stays alive in the table */
+    return s;
+}
+
+/* usm:add_user{ name =, auth =, auth_pass = | auth_key = (hex), priv =, priv_pass = |
+ * priv_key = (hex), engine_id = (hex), level = } -> true | nil, reason */
+static int usm_add_user_l(lua_State *L)
+{
+    struct usm *u = check_usm(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct usm_user_config c;
+    memset(&c, 0, sizeof c);
+    uint8_t auth_key[USM_KEY_MAX], priv_key[USM_KEY_MAX], engine[SNMP_ENGINE_ID_MAX];
+    size_t len = 0;
+    const char *s;
+    char err[200];
+    c.name = opt_field(L, 2, "name", &c.name_len);
+    if (!c.name)
+        return fail2(L, "name is required");
+    if ((s = opt_field(L, 2, "auth", &len))) {
+        int a = usm_auth_by_name(s);
+        if (a < 0)
+            return fail2(L, "auth must be MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512");
+        c.auth = (enum usm_auth)a;
+    }
+    if ((s = opt_field(L, 2, "priv", &len))) {
+        int p = usm_priv_by_name(s);
+        if (p < 0)
+            return fail2(L, "priv must be DES, AES (AES-128), AES-192 or AES-256");
+        c.priv = (enum usm_priv)p;
+    }
+    c.auth_pass = (const uint8_t *)opt_field(L, 2, "auth_pass", &c.auth_pass_len);
+    c.priv_pass = (const uint8_t *)opt_field(L, 2, "priv_pass", &c.priv_pass_len);
+    const struct { const char *key; uint8_t *buf; size_t cap; const uint8_t **out;
+                   size_t *out_len; } hex[] = {
+        {"auth_key", auth_key, sizeof auth_key, &c.auth_key, &c.auth_key_len},
+        {"priv_key", priv_key, sizeof priv_key, &c.priv_key, &c.priv_key_len},
+        {"engine_id", engine, sizeof engine, &c.engine_id, &c.engine_id_len},
+    };
+    for (size_t i = 0; i < sizeof hex / sizeof hex[0]; i++) {
+        if (!(s = opt_field(L, 2, hex[i].key, &len)))
+            continue;
+        long n = unhex(s, hex[i].buf, hex[i].cap);
+        if (n < 0) {
+            lua_pushfstring(L, "%s must be hex (at most %d octets)", hex[i].key,
+                            (int)hex[i].cap);
+            return fail2(L, lua_tostring(L, -1));
+        }
+        *hex[i].out = hex[i].buf;
+        *hex[i].out_len = (size_t)n;
+    }
+    if ((c.auth_pass && c.auth_key) || (c.priv_pass && c.priv_key))
+        return fail2(L, "give a password or a key, not both");
+    if (c.auth && !c.auth_pass && !c.auth_key)
+        return fail2(L, "auth needs auth_pass or auth_key");
+    if (c.priv && !c.priv_pass && !c.priv_key)
+        return fail2(L, "priv needs priv_pass or priv_key");
+    if (!c.auth && (c.auth_pass || c.auth_key))
+        return fail2(L, "auth_pass or auth_key without auth");
+    if (!c.priv && (c.priv_pass || c.priv_key))
+        return fail2(L, "priv_pass or priv_key without priv");
+    c.min_level = -1;
+    if ((s = opt_field(L, 2, "level", &len))) {
+        c.min_level = strcmp(s, "noAuthNoPriv") == 0 ? SNMP_NOAUTHNOPRIV
+                      : strcmp(s, "authNoPriv") == 0 ? SNMP_AUTHNOPRIV
+                      : strcmp(s, "authPriv") == 0   ? SNMP_AUTHPRIV : -2;
+        if (c.min_level == -2)
+            return fail2(L, "level must be noAuthNoPriv, authNoPriv or authPriv");
+    }
+    if (usm_add_user(u, &c, err, sizeof err))
+        return fail2(L, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* The usm's MIB names (usm:set_names), or NULL; the table stays referenced by the usm. */
+static const struct mib_table *usm_names(lua_State *L)
+{
+    lua_getiuservalue(L, 1, 1);
+    const struct mib_table *names = lmib_opt(L, -1);
+    lua_pop(L, 1);
+    return names;
+}
+
+/* usm:set_names(names): the luadgram.mib table decode_snmp and trap_json name OIDs with */
+static int usm_set_names_l(lua_State *L)
+{
+    check_usm(L);
+    luaL_argcheck(L, lmib_opt(L, 2) != NULL, 2, "luadgram.mib table expected");
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, 1);
+    return 0;
+}
+
+static int usm_decode_snmp_l(lua_State *L)
+{
+    struct usm *u = check_usm(L);
+    return decode_snmp_with(L, u, 2, usm_names(L));
+}
+static int usm_inform_response_l(lua_State *L) { return inform_response_with(L, check_usm(L), 2); }
+
+static int usm_trap_json_l(lua_State *L)
+{
+    struct usm *u = check_usm(L);
+    return trap_json_with(L, u, 2, usm_names(L));
+}
+
+/* usm:stats() -> { usmStatsWrongDigests = n, ..., evictions = n } (this state's counts) */
+static int usm_stats_l(lua_State *L)
+{
+    struct usm *u = check_usm(L);
+    lua_createtable(L, 0, USM_STAT_COUNT + 1);
+    for (int i = 0; i < USM_STAT_COUNT; i++) {
+        lua_pushinteger(L, usm_stat_count(u, (enum usm_stat)i));
+        lua_setfield(L, -2, usm_stat_name((enum usm_stat)i));
+    }
+    lua_pushinteger(L, (lua_Integer)usm_evictions(u));
+    lua_setfield(L, -2, "evictions");
+    return 1;
+}
+
+static int usm_close_l(lua_State *L)
+{
+    struct usm_box *b = luaL_checkudata(L, 1, USM_META);
+    usm_free(b->u);
+    b->u = NULL;
+    return 0;
+}
+
+/* ber.engine_state(path [, engine_id_hex]) -> engine_id_hex, boots, started | nil, err
+ * The engine's state file (engine_state.c): read, engineBoots raised once per process,
+ * written atomically. */
+static int ber_engine_state(lua_State *L)
+{
+    const char *path = luaL_checkstring(L, 1);
+    const char *want = luaL_optstring(L, 2, NULL);
+    struct engine_state st;
+    char err[300];
+    if (want) {
+        long n = unhex(want, st.id, sizeof st.id);
+        if (n < 5)
+            return fail2(L, "engine_id must be 5 to 32 octets in hex");
+        st.id_len = (size_t)n;
+    }
+    if (engine_state_load(path, want != NULL, &st, err, sizeof err) != 0)
+        return fail2(L, err);
+    push_engine_id(L, st.id, st.id_len);
+    lua_pushinteger(L, st.boots);
+    lua_pushinteger(L, (lua_Integer)st.started);
+    return 3;
+}
+
+static const luaL_Reg usm_methods[] = {
+    {"add_user", usm_add_user_l},
+    {"set_names", usm_set_names_l},
+    {"decode_snmp", usm_decode_snmp_l},
+    {"inform_response", usm_inform_response_l},
+    {"trap_json", NULL},                    /* with a buffer of its own as upvalue */
+    {"stats", usm_stats_l},
+    {"close", usm_close_l},
+    {NULL, NULL},
+};
+
 static const luaL_Reg ber_funcs[] = {
     {"decode_snmp", ber_decode_snmp},
     {"inform_response", ber_inform_response},
     {"decode", ber_decode},
     {"trap_json", NULL},                    /* set below, with its buffer as upvalue */
     {"trap_json_named", ber_trap_json_named},
+    {"usm", ber_usm},
+    {"engine_state", ber_engine_state},
     {NULL, NULL},
 };
 
@@ -752,5 +1155,15 @@ int luaopen_luadgram_ber(lua_State *L)
     lua_setfield(L, -2, "trap_json");
     lua_pushlightuserdata(L, PEER_DST);
     lua_setfield(L, -2, "PEER_DST");
+    if (luaL_newmetatable(L, USM_META)) {
+        luaL_newlib(L, usm_methods);
+        json_buf_new(L, JSON_BUF_INITIAL);
+        lua_pushcclosure(L, usm_trap_json_l, 1);
+        lua_setfield(L, -2, "trap_json");
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, usm_close_l);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
     return 1;
 }

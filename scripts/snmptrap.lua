@@ -1,6 +1,7 @@
 -- scripts/snmptrap.lua: an SNMP notification receiver (what snmptrapd does): decodes SNMPv1
--- traps, SNMPv2c traps and informs with luadgram.ber (C), applies the listener's community
--- allow-list, acknowledges informs, and hands every accepted notification to a Lua callback
+-- traps, SNMPv2c traps and informs, and SNMPv3 (USM) traps and informs with luadgram.ber (C),
+-- applies the listener's community allow-list or users, acknowledges informs, and hands
+-- every accepted notification to a Lua callback
 -- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
 -- Without a callback no record table is built: ber.trap_json writes the decoded part of the
 -- line, and peer and dst straight from the message (ber.PEER_DST), in C; the handler adds
@@ -26,6 +27,14 @@ Configuration
                      -- from dirs only (relative: to the configuration's folder) with libsmi
                      -- at init, into a table of this listener's; then trap_name, name and
                      -- value_name below. A module that does not load fails the init.
+      users = {                          -- SNMPv3 users (absent: v3 is unsupported)
+        { name = "ops", auth = "SHA-256", auth_pass = "...", priv = "AES", priv_pass = "...",
+          engine_id = "80001f88...",     -- traps from this engine only; absent: any engine
+          level = "authPriv" },          -- lowest level accepted (default: the user's keys')
+      },                                 -- auth_key / priv_key: localized keys in hex
+      engine_id = "80001f88...",         -- ours, for informs; absent: the state file's
+      state_dir = "/var/lib/luadgramd",  -- the engine state file's folder (default:
+                                         -- $STATE_DIRECTORY, else beside the output file)
     },
   }
 An unknown option is an error (a misspelt "communities" must not accept everything).
@@ -34,8 +43,12 @@ A record (one JSON object per line; the callback gets the same table before it i
   time        receive time, RFC 3339 UTC ("2024-03-05T10:11:12.345678Z"): msg.time when the
               listener has recv.timestamp, else the loop's clock
   listener, peer ("ip:port", "[ip6]:port"), dst (the address it was sent to, "ip:port")
-  version     "v1" | "v2c";   community (text; hex "70 75 62" with community_hex = true
-              when it is not printable UTF-8)
+  version     "v1" | "v2c" | "v3";   community (text; hex "70 75 62" with community_hex =
+              true when it is not printable UTF-8; not in v3)
+  user, security_level, engine_id, context_engine_id, context_name     v3 only: the user
+              (user_hex as community_hex), "noAuthNoPriv" | "authNoPriv" | "authPriv", the
+              authoritative engine (the trap's sender, or us for an inform) and the context
+              engine in plain hex, the context name (context_name_hex likewise)
   pdu         "trap" (SNMPv1 Trap-PDU) | "trapv2" (SNMPv2-Trap-PDU) | "inform"
   request_id  trapv2 and inform
   trap_oid, uptime   the SNMPv2 view (RFC 3584 §3.1 for v1): snmpTrapOID.0 and sysUpTime.0
@@ -56,9 +69,11 @@ A record (one JSON object per line; the callback gets the same table before it i
   bindings[i].value_name  an INTEGER's label in its object's enumeration ("up")
 
 Order per datagram (both paths: the record table when there is a callback, else the line
-from ber.trap_json): decode; drop (counted, logged at most once per log_interval with the
-reason and the peer) SNMPv3/v2u and non-notification PDUs (unsupported), malformed packets,
-and communities not in the list (community_rejected); then the callback under pcall (an
+from ber.trap_json, or usm:decode_snmp / usm:trap_json with users): decode; drop (counted,
+logged at most once per log_interval with the reason and the peer) SNMPv2u, SNMPv3 without
+users and non-notification PDUs (unsupported), malformed packets, SNMPv3 messages USM
+rejects (under their usmStats names; a reportable one gets its Report, reports_sent), and
+communities not in the list (community_rejected); then the callback under pcall (an
 error is counted and logged, the record is still written; returning false keeps the record
 out of the file: filtered); then the file; then, for an inform, the Response-PDU through
 msg:reply, unless the file dropped the record, so that the sender retries.
@@ -66,7 +81,10 @@ msg:reply, unless the file dropped the record, so that the sender retries.
 Counters in /metrics (luadgramd_user_snmptrap_<listener>_<name>, every character of the
 listener's name but letters, digits and _ as _; totals of all workers, published every
 second): received (every datagram) = decoded (well-formed traps and informs) + malformed +
-unsupported; community_rejected, filtered, written (JSON lines in the file), informs_acked,
+unsupported + usmStatsUnsupportedSecLevels + usmStatsNotInTimeWindows +
+usmStatsUnknownUserNames + usmStatsUnknownEngineIDs + usmStatsWrongDigests +
+usmStatsDecryptionErrors; reports_sent, usm_key_evictions, community_rejected, filtered,
+written (JSON lines in the file), informs_acked,
 callback_errors, output_errors (records the file lost), reply_errors.
 ]==]
 local luadgram = require "luadgram"
@@ -77,6 +95,9 @@ local cjson = require "cjson"
 local decode_snmp, inform_response, trap_json = ber.decode_snmp, ber.inform_response,
                                                 ber.trap_json
 local mib_names        -- the luadgram.mib table of options.mibs, or nil
+local USM_STATS = { "usmStatsUnsupportedSecLevels", "usmStatsNotInTimeWindows",
+                    "usmStatsUnknownUserNames", "usmStatsUnknownEngineIDs",
+                    "usmStatsWrongDigests", "usmStatsDecryptionErrors" }
 local PEER_DST = ber.PEER_DST
 local format, floor, date, tostring, type, pcall = string.format, math.floor, os.date,
                                                   tostring, type, pcall
@@ -94,11 +115,14 @@ local log_interval = 10
 local reports = {}     -- kind -> { last = time of the last line, held = drops since }
 local counters         -- name -> luadgram counter (shared by the workers)
 local timer            -- publishes the tallies every second
+local usm              -- ber.usm object when options.users is given (SNMPv3), else nil
 -- Counts not yet added to the shared counters (the hot path makes no C call for them), and
 -- the output's own counts already published.
 local n = { received = 0, decoded = 0, malformed = 0, unsupported = 0, community_rejected = 0,
-            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0 }
-local published = { written = 0, dropped = 0 }
+            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0,
+            reports_sent = 0 }
+for _, name in ipairs(USM_STATS) do n[name] = 0 end
+local published = { written = 0, dropped = 0, evictions = 0 }
 
 -- ---- small helpers ----
 
@@ -172,6 +196,11 @@ local function publish()
     if w > published.written then counters.written:inc(w - published.written) end
     if d > published.dropped then counters.output_errors:inc(d - published.dropped) end
     published.written, published.dropped = w, d
+  end
+  if usm then
+    local e = usm:stats().evictions
+    if e > published.evictions then counters.usm_key_evictions:inc(e - published.evictions) end
+    published.evictions = e
   end
 end
 
@@ -252,9 +281,9 @@ end
 
 local COUNTERS = {
   received = "datagrams received",
-  decoded = "well-formed SNMPv1/v2c traps and informs",
+  decoded = "well-formed SNMPv1/v2c/v3 traps and informs",
   malformed = "datagrams that are not well-formed SNMP",
-  unsupported = "SNMPv3/v2u messages and PDUs that are not notifications",
+  unsupported = "SNMPv2u, SNMPv3 without users, and PDUs that are not notifications",
   community_rejected = "notifications dropped for a community not in the list",
   filtered = "notifications the on_trap callback kept out of the file",
   written = "JSON lines written to the file",
@@ -262,6 +291,14 @@ local COUNTERS = {
   callback_errors = "errors raised by the on_trap callback",
   output_errors = "records the file lost (could not encode, or could not write for long)",
   reply_errors = "inform acknowledgements that could not be sent",
+  reports_sent = "SNMPv3 Report-PDUs sent (engine discovery, time window, USM errors)",
+  usm_key_evictions = "localized keys evicted from the key cache (users without engine_id)",
+  usmStatsUnsupportedSecLevels = "SNMPv3 messages at a security level the user does not allow",
+  usmStatsNotInTimeWindows = "SNMPv3 informs outside the time window (RFC 3414 3.2.7)",
+  usmStatsUnknownUserNames = "SNMPv3 messages from a user not configured",
+  usmStatsUnknownEngineIDs = "SNMPv3 messages for or from an engine ID not accepted",
+  usmStatsWrongDigests = "SNMPv3 messages whose digest is wrong",
+  usmStatsDecryptionErrors = "SNMPv3 messages that could not be decrypted",
 }
 
 -- options.mibs = { dirs = {...}, modules = {...} }: the luadgram.mib table, or nil.
@@ -303,7 +340,69 @@ local function load_mibs(v, config_dir)
 end
 
 local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true,
-                  mibs = true }
+                  mibs = true, users = true, engine_id = true, state_dir = true }
+local USER_OPTIONS = { name = true, auth = true, auth_pass = true, auth_key = true,
+                       priv = true, priv_pass = true, priv_key = true, engine_id = true,
+                       level = true }
+
+-- The folder of the engine's state file: options.state_dir (relative to the configuration's
+-- folder), else systemd's $STATE_DIRECTORY (its first entry), else the output file's folder,
+-- else the configuration's folder.
+local function state_folder(options, config_dir)
+  local dir = options.state_dir
+  if dir ~= nil and (type(dir) ~= "string" or dir == "") then
+    init_error("options.state_dir must be a folder, not %s", show(dir))
+  end
+  if not dir then
+    local sd = os.getenv("STATE_DIRECTORY")
+    if sd and sd ~= "" then dir = sd:match("^[^:]+") end
+  end
+  if not dir and out then dir = out.path:match("^(.*)/[^/]*$") end
+  dir = dir or config_dir or "."
+  if dir:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
+    dir = config_dir .. "/" .. dir
+  end
+  return dir
+end
+
+-- options.users (SNMPv3): the USM with our engine (options.engine_id or the state file's)
+-- and each user's keys, derived now.
+local function load_users(options, listener)
+  local users = options.users
+  if users == nil then
+    if options.engine_id ~= nil or options.state_dir ~= nil then
+      init_error("options.engine_id and options.state_dir need options.users")
+    end
+    return nil
+  end
+  if type(users) ~= "table" then
+    init_error("options.users must be a list of users, not %s", show(users))
+  end
+  local engine_id = options.engine_id
+  if engine_id ~= nil and type(engine_id) ~= "string" then
+    init_error("options.engine_id must be hex text, not %s", show(engine_id))
+  end
+  local path = state_folder(options, listener.config_dir) .. "/snmptrap-"
+               .. listener.name:gsub("[^%w_.-]", "_") .. ".engine"
+  local id, boots, started = ber.engine_state(path, engine_id)
+  if not id then init_error("options.%s: %s", engine_id and "engine_id" or "state_dir", boots) end
+  local u = ber.usm(id, boots, started)
+  for i, user in ipairs(users) do
+    if type(user) ~= "table" then
+      init_error("options.users[%d] must be a table, not %s", i, show(user))
+    end
+    for k in pairs(user) do
+      if not USER_OPTIONS[k] then
+        init_error("options.users[%d]: unknown field %s (name, auth, auth_pass, auth_key, "
+                   .. "priv, priv_pass, priv_key, engine_id, level)", i, show(k))
+      end
+    end
+    local ok, added, err = pcall(u.add_user, u, user)   -- raises on a field's wrong type
+    if not ok then err = added end
+    if not (ok and added) then init_error("options.users[%d]: %s", i, tostring(err)) end
+  end
+  return u
+end
 
 function H.init(listener, options)
   listener_name = listener.name
@@ -311,7 +410,8 @@ function H.init(listener, options)
   options = options or {}
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
-      init_error("unknown option %s (communities, file, on_trap, log_interval, mibs)", show(k))
+      init_error("unknown option %s (communities, file, on_trap, log_interval, mibs, users, "
+                 .. "engine_id, state_dir)", show(k))
     end
   end
   log_interval = options.log_interval or 10
@@ -327,6 +427,8 @@ function H.init(listener, options)
     init_error("options.file or options.on_trap is required (where would the traps go?)")
   end
   out = open_file(options.file, listener.config_dir)
+  usm = load_users(options, listener)
+  if usm and mib_names then usm:set_names(mib_names) end -- names for v3 records too
   local prefix = "snmptrap_" .. listener.name:gsub("[^%w_]", "_") .. "_"
   counters = {}
   for name, help in pairs(COUNTERS) do
@@ -338,6 +440,7 @@ end
 
 function H.stop()
   if timer then timer:cancel() timer = nil end
+  if usm then publish() usm:close() usm = nil end
   if out then
     local ok, err = out:close()
     if not ok then
@@ -358,7 +461,12 @@ local function record_of(m, msg)
     if b.opaque_type == "Integer64" then b.opaque_value = tostring(b.opaque_value) end
   end
   local community, community_hex = m.community, nil
-  if not is_text(community) then community, community_hex = hex(community), true end
+  if community and not is_text(community) then community, community_hex = hex(community), true end
+  local user, user_hex, context_name, context_name_hex = m.user, nil, m.context_name, nil
+  if user and not is_text(user) then user, user_hex = hex(user), true end
+  if context_name and not is_text(context_name) then
+    context_name, context_name_hex = hex(context_name), true
+  end
   local dst = msg.dst
   return {
     time = rfc3339(msg.time or luadgram.now()),
@@ -368,6 +476,13 @@ local function record_of(m, msg)
     version = m.version_name,
     community = community,
     community_hex = community_hex,
+    user = user,
+    user_hex = user_hex,
+    security_level = m.security_level,
+    engine_id = m.engine_id,
+    context_engine_id = m.context_engine_id,
+    context_name = context_name,
+    context_name_hex = context_name_hex,
     pdu = m.pdu,
     request_id = m.request_id,
     trap_oid = m.trap_oid,
@@ -384,7 +499,8 @@ end
 local NOTIFICATION = { trap = true, trapv2 = true, inform = true }
 
 local function acknowledge(msg, data)
-  local resp, why = inform_response(data)
+  local resp, why
+  if usm then resp, why = usm:inform_response(data) else resp, why = inform_response(data) end
   local ok, err = false, why
   if resp then ok, err = msg:reply(resp) end
   if ok then
@@ -397,9 +513,27 @@ local function acknowledge(msg, data)
 end
 
 -- Counts and reports a datagram that is no notification we decode; `why`, `kind` as
--- decode_snmp gives them, or pdu for a well-formed PDU that is not a notification.
-local function drop_undecoded(msg, why, kind, pdu)
-  if pdu then
+-- decode_snmp gives them, or pdu for a well-formed PDU that is not a notification. An
+-- SNMPv3 message USM dropped (kind "usm", why the usmStats counter's name) is counted
+-- under that name, and `usm_report`, the Report-PDU due to a reportable one, is sent.
+local function drop_undecoded(msg, why, kind, pdu, usm_report)
+  if kind == "usm" then
+    n[why] = n[why] + 1
+    -- engine discovery (a Report of our engine ID) is the normal start of every inform
+    if not (usm_report and why == "usmStatsUnknownEngineIDs") then
+      report(why, "dropped an SNMPv3 message from %s: %s", tostring(msg.peer), why)
+    end
+    if usm_report then
+      local ok, err = msg:reply(usm_report)
+      if ok then
+        n.reports_sent = n.reports_sent + 1
+      else
+        n.reply_errors = n.reply_errors + 1
+        report("reply errors", "cannot send a Report to %s: %s", tostring(msg.peer),
+               tostring(err))
+      end
+    end
+  elseif pdu then
     n.unsupported = n.unsupported + 1
     report("unsupported", "dropped a message from %s: a %s PDU is not a notification",
            tostring(msg.peer), pdu)
@@ -429,12 +563,19 @@ end
 
 -- With a callback: the record as a table, for the callback, then encoded by the output.
 local function message_with_callback(msg, data)
-  local m, why, kind = decode_snmp(data, mib_names)
-  if not m then return drop_undecoded(msg, why, kind) end
+  local m, why, kind, usm_report
+  if usm then
+    m, why, kind, usm_report = usm:decode_snmp(data)
+  else
+    m, why, kind = decode_snmp(data, mib_names)
+  end
+  if not m then return drop_undecoded(msg, why, kind, nil, usm_report) end
   local pdu = m.pdu
   if not NOTIFICATION[pdu] then return drop_undecoded(msg, nil, nil, pdu) end
   n.decoded = n.decoded + 1
-  if allowed and not allowed[m.community] then return reject(msg, m.community, pdu) end
+  if allowed and m.community and not allowed[m.community] then
+    return reject(msg, m.community, pdu)
+  end
   local record = record_of(m, msg)
   local keep = true
   local ok, res = pcall(callback, record, msg)
@@ -471,20 +612,24 @@ function H.message(msg)
   if us > 999999 then us = 999999 end          -- rounding, for t near 0
   -- The daemon's message is read in place by trap_json (no Lua string of the payload, no
   -- address object); a stand-in table (the specs') hands its data and address members.
-  local version, community, pdu, _, line
-  if getmetatable(msg) == "luadgram.msg" then
-    version, community, pdu, _, line = trap_json(msg, line_time, DIGITS3[us // 1000],
-      DIGITS3[us % 1000], after_time, PEER_DST, ",")
+  local version, community, pdu, rid, line
+  local data, addrs = msg, PEER_DST
+  if getmetatable(msg) ~= "luadgram.msg" then data, addrs = msg.data, peer_dst_json(msg) end
+  if usm then
+    version, community, pdu, rid, line = usm:trap_json(data, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, addrs, ",")
   else
-    version, community, pdu, _, line = trap_json(msg.data, line_time, DIGITS3[us // 1000],
-      DIGITS3[us % 1000], after_time, peer_dst_json(msg), ",")
+    version, community, pdu, rid, line = trap_json(data, line_time, DIGITS3[us // 1000],
+      DIGITS3[us % 1000], after_time, addrs, ",")
   end
   if not line then
     if version then return drop_undecoded(msg, nil, nil, pdu) end  -- not a notification
-    return drop_undecoded(msg, community, pdu)                      -- nil, reason, kind
+    return drop_undecoded(msg, community, pdu, nil, rid)  -- nil, reason, kind[, report]
   end
   n.decoded = n.decoded + 1
-  if allowed and not allowed[community] then return reject(msg, community, pdu) end
+  if allowed and version ~= "v3" and not allowed[community] then
+    return reject(msg, community, pdu)
+  end
   local ok, err = out:write_line(line)
   if not ok then
     store(ok, err, tostring(msg.peer))

@@ -95,7 +95,7 @@ describe("the Debian package", function()
     assert.are.same({ "/etc/logrotate.d/luadgramd", "/etc/luadgramd/luadgramd.conf" },
                     lines("sort " .. h.shq(ctl .. "/conffiles")))
     local depends = lines("dpkg-deb -f " .. h.shq(deb) .. " Depends")[1]
-    for _, p in ipairs { "libc6", "liblua5.4-0", "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libsmi2ldbl",
+    for _, p in ipairs { "libc6", "liblua5.4-0", "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libsmi2ldbl", "libssl3",
                          "lua-cjson" } do
       assert.is_truthy(depends:find("%f[%w]" .. p:gsub("%p", "%%%0") .. "%f[^%w.-]"),
                        "Depends lacks " .. p .. ": " .. depends)

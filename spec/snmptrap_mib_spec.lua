@@ -7,7 +7,7 @@
 -- a listener without mibs writes the bytes it always did. Then the init errors.
 local h = require "helpers"
 local cjson = require "cjson"
-local peers = require "snmp_peers"
+local S = require "snmptrap_helpers"
 
 local MIBS = h.src .. "/spec/fixtures/mibs"
 local BROKEN = h.src .. "/spec/fixtures/mibs-broken"
@@ -22,7 +22,7 @@ local LEVEL_CHANGE = "1.3.6.1.4.1.99999.2.0.2"    -- ltLevelChange
 local function trap2(target, uptime, trap_oid, bindings)
   local args = { "-v", "2c", "-c", "public", target, tostring(uptime), trap_oid }
   for _, b in ipairs(bindings) do table.move(b, 1, 3, #args + 1, args) end
-  return peers.client("snmptrap", args)
+  return S.client("snmptrap", args)
 end
 
 -- The notifications in snmptrapd's log: { bindings = { { name =, type =, text = } } }.
@@ -120,14 +120,15 @@ end
 
 describe("snmptrap handler with MIB names (options.mibs)", function()
   after_each(function()
-    peers.cleanup()
+    S.reset()
     h.cleanup_and_check()
   end)
 
   it("names traps, bindings and enumerations as snmptrapd does without -On, on both record "
      .. "paths, and leaves a listener without mibs as it was", function()
     local d = start_three()
-    local t = peers.start_trapd(TRAPD_FORMAT, "-M " .. h.shq(MIBS) .. " -m ALL")
+    local t = S.start_trapd(nil, { format = TRAPD_FORMAT,
+                                   mib_flags = "-M " .. h.shq(MIBS) .. " -m ALL" })
     send_all(d, t, 101, PORT_DOWN, {
       { "1.3.6.1.4.1.99999.1.4.1.2.7", "i", "2" },     -- ltPortState.7: down, through LtState
       { "1.3.6.1.4.1.99999.1.4.1.3.7", "s", "eth7" },  -- ltPortDescr.7
@@ -195,7 +196,7 @@ describe("snmptrap handler with MIB names (options.mibs)", function()
   it("names an SNMPv1 trap's RFC 3584 trap OID on both paths", function()
     local d = start_three()
     for _, name in ipairs { "fast", "lua" } do
-      local ok, out = peers.client("snmptrap", { "-v", "1", "-c", "public",
+      local ok, out = S.client("snmptrap", { "-v", "1", "-c", "public",
         "127.0.0.1:" .. d.ports[name], "1.3.6.1.4.1.99999.2", "192.0.2.1", "6", "1", "55",
         "1.3.6.1.4.1.99999.1.4.1.2.3", "i", "1" })
       assert(ok, out)

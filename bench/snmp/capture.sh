@@ -1,12 +1,21 @@
 #!/usr/bin/env bash
 # bench/snmp/capture.sh: captures the SNMPv2c trap that net-snmp's snmptrap sends (a linkDown
 # with five interface bindings, as a switch sends it) into bench/snmp/trap_v2c.bin, the
-# payload that section_snmp replays with loadgen. Run it again only to change the payload.
+# payload that section_snmp replays with loadgen; with "v3", the same trap as SNMPv3 authPriv
+# SHA-256/AES from engine 80001f888062656e6368 user "bench" (bench/snmp/trap_v3.bin, for
+# section_snmpv3; traps have no replay protection, so one message replayed is a fair load).
+# Run it again only to change the payload.
 # Needs snmptrap (Debian `snmp`), lua5.4 and lua-socket; talks to 127.0.0.1 only.
-#   bench/snmp/capture.sh [OUT]
+#   bench/snmp/capture.sh [OUT [v3]]
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-OUT=${1:-$HERE/trap_v2c.bin}
+VERSION=${2:-v2c}
+OUT=${1:-$HERE/trap_$VERSION.bin}
+SECURITY=(-v 2c -c public)
+if [[ $VERSION == v3 ]]; then
+    SECURITY=(-v 3 -e 80001f888062656e6368 -u bench -l authPriv -a SHA-256 -A bench-auth-pass
+              -x AES -X bench-priv-pass)
+fi
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
@@ -30,7 +39,7 @@ mkdir -p "$TMP/conf" "$TMP/persist"
 # -On and numeric OIDs: no MIB files needed. Fixed uptime, so the capture is repeatable but
 # for the request-id.
 env MIBS= SNMPCONFPATH="$TMP/conf" SNMP_PERSISTENT_DIR="$TMP/persist" \
-  snmptrap -v 2c -c public -On -M /dev/null "127.0.0.1:$PORT" 123456789 \
+  snmptrap "${SECURITY[@]}" -On -M /dev/null "127.0.0.1:$PORT" 123456789 \
     1.3.6.1.6.3.1.1.5.3 \
     1.3.6.1.2.1.2.2.1.1.17 i 17 \
     1.3.6.1.2.1.2.2.1.7.17 i 1 \

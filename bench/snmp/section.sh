@@ -26,14 +26,20 @@ SNMP_RATES=${SNMP_RATES:-"10000 20000 50000 100000 200000"}
 SNMP_SECONDS=${SNMP_SECONDS:-2}
 SNMP_PAYLOAD=${SNMP_PAYLOAD:-$SRC/bench/snmp/trap_v2c.bin}
 SNMP_KINDS=(sink luadgramd snmptrapd)
+# What section_snmpv3 changes: the figures' section, the receivers' configurations, and
+# the line snmptrapd logs per trap.
+SNMP_SEC=snmp
+SNMP_LUADGRAMD_CONF=$SRC/bench/snmp/luadgramd.conf
+SNMP_TRAPD_CONF=$SRC/bench/snmp/snmptrapd.conf
+SNMP_TRAPD_MATCH='TRAP2, SNMP v2c'
 
-snmp_trapd_lines() { grep -c 'TRAP2, SNMP v2c' "$1" 2>/dev/null || true; }
+snmp_trapd_lines() { grep -c "$SNMP_TRAPD_MATCH" "$1" 2>/dev/null || true; }
 
 # snmp_load ADDR RATE COUNT: loadgen replays the trap from the client core; its summary.
 snmp_load() {
     local cmd=("$TOOLS/loadgen" --to "$1" --count "$3" --rate "$2" --payload "$SNMP_PAYLOAD"
                --batch 32 --seconds $((SNMP_SECONDS * 4 + 10)))
-    cmdline snmp "${cmd[@]}"
+    cmdline "$SNMP_SEC" "${cmd[@]}"
     (pin "$CLIENT_CPU" "${cmd[@]}") || true
 }
 
@@ -46,29 +52,29 @@ snmp_step() {
         sink)
             local cmd=("$TOOLS/sink" --bind 127.0.0.1:0 --count "$count" --rcvbuf 4194304
                        --batch 64 --idle 1 --seconds $((SNMP_SECONDS * 4 + 20)))
-            cmdline snmp "${cmd[@]}"
+            cmdline "$SNMP_SEC" "${cmd[@]}"
             start_server "$out" "$SERVER_CPU" "${cmd[@]}" || return 0
             lg=$(snmp_load "$SERVER_ADDR" "$rate" "$count")
             wait_server
             sk=$(cat "$out")
-            log_run snmp sink "$run" "$rate/s: loadgen: $lg; sink: $sk"
+            log_run "$SNMP_SEC" sink "$run" "$rate/s: loadgen: $lg; sink: $sk"
             got=$(field received "$sk")
             cpu=$(field cpu_s_per_million "$sk") # CPU-s per million = CPU-µs per datagram
             ;;
         luadgramd)
             port=$(free_port) || return 0
             rm -f "$out.jsonl"
-            cmdline snmp env BENCH_PORT="$port" BENCH_OUT="$out.jsonl" "$DAEMON" \
-                -c "$SRC/bench/snmp/luadgramd.conf"
+            cmdline "$SNMP_SEC" env BENCH_PORT="$port" BENCH_OUT="$out.jsonl" "$DAEMON" \
+                -c "$SNMP_LUADGRAMD_CONF"
             start_daemon "$out" "$SERVER_CPU" 10 ' running: ' env BENCH_PORT="$port" \
-                BENCH_OUT="$out.jsonl" "$DAEMON" -c "$SRC/bench/snmp/luadgramd.conf" ||
+                BENCH_OUT="$out.jsonl" "$DAEMON" -c "$SNMP_LUADGRAMD_CONF" ||
                 return 0
             t0=$(cpu_ticks "$SERVER_PID")
             lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
             got=$(settle 6 "$(field sent "$lg")" count_lines "$out.jsonl")
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server
-            log_run snmp luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got" \
+            log_run "$SNMP_SEC" luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got" \
                 "cpu_ticks=$((t1 - t0)) $(grep -E ' (warn|error): ' "$out.err" | head -2 |
                                           tr '\n' ' ')"
             ;;
@@ -78,16 +84,16 @@ snmp_step() {
             mkdir -p "$dir/conf" "$dir/persist"
             # -Lf writes the log to OUT itself, where start_daemon looks for the start line.
             local cmd=(env MIBS= SNMPCONFPATH="$dir/conf" SNMP_PERSISTENT_DIR="$dir/persist"
-                       snmptrapd -f -n -On -C -c "$SRC/bench/snmp/snmptrapd.conf" -M /dev/null
+                       snmptrapd -f -n -On -C -c "$SNMP_TRAPD_CONF" -M /dev/null
                        -Lf "$out" "udp:127.0.0.1:$port")
-            cmdline snmp "${cmd[@]}"
+            cmdline "$SNMP_SEC" "${cmd[@]}"
             start_daemon "$out" "$SERVER_CPU" 10 'NET-SNMP version' "${cmd[@]}" || return 0
             t0=$(cpu_ticks "$SERVER_PID")
             lg=$(snmp_load "127.0.0.1:$port" "$rate" "$count")
             got=$(settle 6 "$(field sent "$lg")" snmp_trapd_lines "$out")
             t1=$(cpu_ticks "$SERVER_PID")
             stop_server
-            log_run snmp snmptrapd "$run" "$rate/s: loadgen: $lg; lines=$got" \
+            log_run "$SNMP_SEC" snmptrapd "$run" "$rate/s: loadgen: $lg; lines=$got" \
                 "cpu_ticks=$((t1 - t0))"
             ;;
     esac
@@ -96,11 +102,11 @@ snmp_step() {
             'BEGIN { if (n > 0) printf "%.2f", t / h / n * 1e6 }')
     fi
     sent=$(field sent "$lg")
-    put snmp "$kind" "sent_$rate" "$sent"
-    put snmp "$kind" "rate_$rate" "$(field rate "$lg")"
-    put snmp "$kind" "got_$rate" "$got"
-    put snmp "$kind" "loss_$rate" "$(loss_pct "$sent" "$got")"
-    put snmp "$kind" "cpu_$rate" "$cpu"
+    put "$SNMP_SEC" "$kind" "sent_$rate" "$sent"
+    put "$SNMP_SEC" "$kind" "rate_$rate" "$(field rate "$lg")"
+    put "$SNMP_SEC" "$kind" "got_$rate" "$got"
+    put "$SNMP_SEC" "$kind" "loss_$rate" "$(loss_pct "$sent" "$got")"
+    put "$SNMP_SEC" "$kind" "cpu_$rate" "$cpu"
     STEP_ROW="${got:-–}, $(loss_pct "$sent" "$got"), ${cpu:-–}"
     STEP_LOSSLESS=
     [[ -n $sent && $sent -gt 0 && $got == "$sent" ]] && STEP_LOSSLESS=1
@@ -111,18 +117,18 @@ section_snmp() {
     local run rate kind row
     local -A lossfree lossy
     if ! command -v snmptrapd >/dev/null; then
-        md snmp "snmptrapd is not installed (Debian package snmptrapd): no SNMP section."
+        md "$SNMP_SEC" "snmptrapd is not installed (Debian package snmptrapd): no SNMP section."
         return 0
     fi
-    if ! BENCH_PORT=1 BENCH_OUT=/dev/null "$DAEMON" -t -c "$SRC/bench/snmp/luadgramd.conf" \
+    if ! BENCH_PORT=1 BENCH_OUT=/dev/null "$DAEMON" -t -c "$SNMP_LUADGRAMD_CONF" \
             >"$WORK/snmp.check" 2>&1; then
-        md snmp "scripts/snmptrap.lua does not load: $(tail -1 "$WORK/snmp.check")."
+        md "$SNMP_SEC" "scripts/snmptrap.lua does not load: $(tail -1 "$WORK/snmp.check")."
         return 0
     fi
     for ((run = 1; run <= RUNS; run++)); do
         lossfree=([sink]=0 [luadgramd]=0 [snmptrapd]=0)
         lossy=()
-        echo "# snmp run $run: $(stat -c %s "$SNMP_PAYLOAD")-byte SNMPv2c trap, $SNMP_SECONDS s" \
+        echo "# $SNMP_SEC run $run: $(stat -c %s "$SNMP_PAYLOAD")-byte trap, $SNMP_SECONDS s" \
              "per step; each receiver: received, loss %, CPU-µs per trap"
         printf '| %-7s | %-24s | %-24s | %-24s |\n' "rate/s" "sink" "luadgramd" "snmptrapd"
         for rate in $SNMP_RATES; do
@@ -139,8 +145,10 @@ section_snmp() {
             done
             printf '| %-7s | %-24s | %-24s | %-24s |\n' "$rate" "${row[@]}"
         done
-        for kind in "${SNMP_KINDS[@]}"; do put snmp "$kind" lossfree "${lossfree[$kind]}"; done
-        put snmp luadgramd vs_snmptrapd "$(awk -v a="${lossfree[luadgramd]}" \
+        for kind in "${SNMP_KINDS[@]}"; do
+            put "$SNMP_SEC" "$kind" lossfree "${lossfree[$kind]}"
+        done
+        put "$SNMP_SEC" luadgramd vs_snmptrapd "$(awk -v a="${lossfree[luadgramd]}" \
             -v b="${lossfree[snmptrapd]}" 'BEGIN { if (b > 0) printf "%.2f", a / b }')"
     done
     snmp_results
@@ -149,35 +157,54 @@ section_snmp() {
 # snmp_results: the summary figures, and the per-rate medians as a table in the notes.
 snmp_results() {
     local top=${SNMP_RATES##* } low=${SNMP_RATES%% *} r kind rate
-    figure snmp sink lossfree "raw C sink: highest loss-free rate, traps/s" "1.00 (limit)"
-    figure snmp luadgramd lossfree \
+    figure "$SNMP_SEC" sink lossfree "raw C sink: highest loss-free rate, traps/s" "1.00 (limit)"
+    figure "$SNMP_SEC" luadgramd lossfree \
         "**luadgramd, scripts/snmptrap.lua: highest loss-free rate, traps/s**" \
-        "$(ratio "$(med snmp luadgramd lossfree)" "$(med snmp sink lossfree)")"
-    figure snmp snmptrapd lossfree "snmptrapd -Lf file: highest loss-free rate, traps/s" \
-        "$(ratio "$(med snmp snmptrapd lossfree)" "$(med snmp sink lossfree)")"
-    r=$(med snmp luadgramd vs_snmptrapd)
-    figure snmp luadgramd vs_snmptrapd "**luadgramd ÷ snmptrapd, loss-free rates (per run)**" \
+        "$(ratio "$(med "$SNMP_SEC" luadgramd lossfree)" "$(med "$SNMP_SEC" sink lossfree)")"
+    figure "$SNMP_SEC" snmptrapd lossfree "snmptrapd -Lf file: highest loss-free rate, traps/s" \
+        "$(ratio "$(med "$SNMP_SEC" snmptrapd lossfree)" "$(med "$SNMP_SEC" sink lossfree)")"
+    r=$(med "$SNMP_SEC" luadgramd vs_snmptrapd)
+    figure "$SNMP_SEC" luadgramd vs_snmptrapd \
+        "**luadgramd ÷ snmptrapd, loss-free rates (per run)**" \
         "$(fmt "$r")" "≥ 10" "$(meets "${r:-–}" ">=" 10)"
     for kind in "${SNMP_KINDS[@]}"; do
-        figure snmp "$kind" "cpu_$low" "$kind: CPU-µs per trap at $low/s" \
-            "$(ratio "$(med snmp "$kind" "cpu_$low")" "$(med snmp sink "cpu_$low")")"
+        figure "$SNMP_SEC" "$kind" "cpu_$low" "$kind: CPU-µs per trap at $low/s" \
+            "$(ratio "$(med "$SNMP_SEC" "$kind" "cpu_$low")" "$(med "$SNMP_SEC" sink "cpu_$low")")"
     done
     for kind in "${SNMP_KINDS[@]}"; do
-        figure snmp "$kind" "loss_$top" "$kind: loss % at $top/s"
+        figure "$SNMP_SEC" "$kind" "loss_$top" "$kind: loss % at $top/s"
     done
-    md snmp "Per rate (medians of $RUNS runs; sent/s is what loadgen achieved towards sink):" \
+    md "$SNMP_SEC" \
+        "Per rate (medians of $RUNS runs; sent/s is what loadgen achieved towards sink):" \
         "received, loss %, CPU-µs per trap. The loss-free rate is bounded by the steps" \
         "($SNMP_RATES): a receiver loss-free at the top step may go higher."
-    md snmp ""
-    md snmp "| rate/s | sent/s | sink | luadgramd | snmptrapd |"
-    md snmp "|---|---|---|---|---|"
+    md "$SNMP_SEC" ""
+    md "$SNMP_SEC" "| rate/s | sent/s | sink | luadgramd | snmptrapd |"
+    md "$SNMP_SEC" "|---|---|---|---|---|"
     for rate in $SNMP_RATES; do
         local cells=()
         for kind in "${SNMP_KINDS[@]}"; do
-            cells+=("$(fmt "$(med snmp "$kind" "got_$rate")"), $(fmt "$(med snmp "$kind" \
-                "loss_$rate")") %, $(fmt "$(med snmp "$kind" "cpu_$rate")") µs")
+            cells+=("$(fmt "$(med "$SNMP_SEC" "$kind" "got_$rate")"), $(fmt "$(med \
+                "$SNMP_SEC" "$kind" \
+                "loss_$rate")") %, $(fmt "$(med "$SNMP_SEC" "$kind" "cpu_$rate")") µs")
         done
-        md snmp "| $rate | $(fmt "$(med snmp sink "rate_$rate")") | ${cells[0]} | ${cells[1]} |" \
-            "${cells[2]} |"
+        md "$SNMP_SEC" \
+            "| $rate | $(fmt "$(med "$SNMP_SEC" sink "rate_$rate")") | ${cells[0]} |" \
+            "${cells[1]} | ${cells[2]} |"
     done
+}
+
+# section_snmpv3: (issue 12) the same as section_snmp with an SNMPv3 authPriv SHA-256/AES
+# trap (bench/snmp/trap_v3.bin) to luadgramd (bench/snmp/luadgramd_v3.conf: one user with
+# the sender's engine_id) and snmptrapd (bench/snmp/snmptrapd_v3.conf: createUser -e, the
+# same user): HMAC check and decryption per trap in both.
+section_snmpv3() {
+    local sec=$SNMP_SEC payload=$SNMP_PAYLOAD conf=$SNMP_LUADGRAMD_CONF
+    local trapd=$SNMP_TRAPD_CONF match=$SNMP_TRAPD_MATCH
+    SNMP_SEC=snmpv3 SNMP_PAYLOAD=${SNMP_V3_PAYLOAD:-$SRC/bench/snmp/trap_v3.bin}
+    SNMP_LUADGRAMD_CONF=$SRC/bench/snmp/luadgramd_v3.conf
+    SNMP_TRAPD_CONF=$SRC/bench/snmp/snmptrapd_v3.conf SNMP_TRAPD_MATCH='TRAP2, SNMP v3'
+    section_snmp
+    SNMP_SEC=$sec SNMP_PAYLOAD=$payload SNMP_LUADGRAMD_CONF=$conf SNMP_TRAPD_CONF=$trapd
+    SNMP_TRAPD_MATCH=$match
 }

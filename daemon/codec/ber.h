@@ -1,4 +1,4 @@
-/* bindings/ber.h: a bounded reader for the BER subset SNMP uses (RFC 3417 §8): one-octet
+/* daemon/codec/ber.h: a bounded reader for the BER subset SNMP uses (RFC 3417 §8): one-octet
  * identifiers, definite lengths, primitive INTEGER / OCTET STRING / OBJECT IDENTIFIER.
  * Pure C, no Lua, no allocation. Every reader takes a cursor over bytes that are hostile:
  * each length is checked against what remains, nesting is bounded, integers and OIDs are
@@ -83,5 +83,11 @@ const char *ber_oid_check(const uint8_t *v, size_t len);
 size_t ber_oid_format(const uint8_t *v, size_t len, char *out);
 /* Writes x in decimal (1 to 20 digits, no NUL) at out; returns the digit count. */
 size_t ber_u64_format(uint64_t x, char *out);
+
+/* ---- writing ---- */
+/* Octets of a minimal definite length for content of n octets. */
+size_t ber_len_size(size_t n);
+/* Writes that length at p; returns the end. */
+uint8_t *ber_put_len(uint8_t *p, size_t n);
 
 #endif

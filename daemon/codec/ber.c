@@ -1,4 +1,4 @@
-/* bindings/ber.c: the bounded BER reader declared in ber.h (framing, integers, OIDs). */
+/* daemon/codec/ber.c: the bounded BER reader declared in ber.h (framing, integers, OIDs). */
 #include "ber.h"
 
 #include <string.h>
@@ -268,4 +268,26 @@ size_t ber_oid_format(const uint8_t *v, size_t len, char *out)
     }
     out[o] = '\0';
     return o;
+}
+
+size_t ber_len_size(size_t n)
+{
+    size_t k = 1;
+    if (n >= 0x80)
+        for (size_t x = n; x; x >>= 8)
+            k++;
+    return k;
+}
+
+uint8_t *ber_put_len(uint8_t *p, size_t n)
+{
+    size_t k = ber_len_size(n);
+    if (k == 1) {
+        *p++ = (uint8_t)n;
+        return p;
+    }
+    *p++ = (uint8_t)(0x80 | (k - 1));
+    for (size_t i = k - 1; i > 0; i--)
+        *p++ = (uint8_t)(n >> (8 * (i - 1)));
+    return p;
 }

@@ -1,4 +1,4 @@
-/* bindings/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
+/* daemon/codec/snmp_decode.h: SNMPv1 / SNMPv2c messages (RFC 1157, RFC 3416) read from hostile
  * bytes into C records that point into the packet (no allocation), the RFC 3584 §3.1
  * translation pieces for v1 traps, the Response-PDU that acknowledges an InformRequest, and
  * the collector's record written as JSON text in one pass (no Lua table).
@@ -56,10 +56,29 @@ struct snmp_varbind {
     uint64_t u;              /* Counter32, Gauge32, TimeTicks, Counter64 */
 };
 
+/* Security levels as the msgFlags bits of an SNMPv3 message (RFC 3412 §6.4). */
+#define SNMP_NOAUTHNOPRIV 0
+#define SNMP_AUTHNOPRIV 1
+#define SNMP_AUTHPRIV 3
+#define SNMP_ENGINE_ID_MAX 32      /* RFC 3411 SnmpEngineID: 5 to 32 octets */
+
+/* What an SNMPv3 message adds (snmp_usm.c fills the first part after its checks, and
+ * snmp_decode_scoped the context); pointers are into the packet or the decrypted copy. */
+struct snmp_v3 {
+    const uint8_t *user;           /* msgUserName */
+    size_t user_len;
+    int level;                     /* SNMP_NOAUTHNOPRIV, SNMP_AUTHNOPRIV, SNMP_AUTHPRIV */
+    const uint8_t *engine_id;      /* msgAuthoritativeEngineID */
+    size_t engine_id_len;
+    struct ber_tlv context_engine, context_name;
+};
+
 /* A decoded message header; pointers are into the packet. */
 struct snmp_msg {
-    int32_t version;               /* 0 = v1, 1 = v2c (set as read, also when unsupported) */
-    struct ber_tlv community;
+    int32_t version;               /* 0 = v1, 1 = v2c, 3 = v3 (set as read, also when
+                                    * unsupported) */
+    struct ber_tlv community;      /* v1, v2c */
+    struct snmp_v3 *v3;            /* v3: the security and context fields; else NULL */
     uint8_t pdu;                   /* enum snmp_pdu */
     /* Every PDU but the v1 Trap-PDU. For GetBulk error_status and error_index hold
      * non-repeaters and max-repetitions. */
@@ -81,6 +100,18 @@ struct snmp_msg {
  * SNMP_MALFORMED or SNMP_UNSUPPORTED (version 2: "SNMPv2u is not supported", version 3:
  * "SNMPv3 is not supported"), with m->why set on failure. */
 enum snmp_status snmp_decode_header(struct snmp_msg *m, const uint8_t *buf, size_t len);
+
+/* Reads the ScopedPDU (RFC 3412 §6.8: contextEngineID, contextName, PDU) of an SNMPv3
+ * message from buf[0 .. len) into *m (version 3, m->v3 = v3, v3's context fields set), up
+ * to the VarBindList; bytes after the ScopedPDU (DES padding) are ignored. Returns SNMP_OK
+ * or SNMP_MALFORMED with m->why. */
+enum snmp_status snmp_decode_scoped(struct snmp_msg *m, const uint8_t *buf, size_t len,
+                                    struct snmp_v3 *v3);
+
+/* "noAuthNoPriv", "authNoPriv", "authPriv". */
+const char *snmp_level_name(int level);
+/* Writes v[0 .. n) as plain lower-case hex, "80001f88" (2n characters, no NUL). */
+void snmp_hex_plain(const uint8_t *v, size_t n, char *out);
 
 /* Reads the next binding into *vb: SNMP_OK, SNMP_END when none are left, or SNMP_MALFORMED
  * with m->why. */
@@ -142,12 +173,20 @@ const char *snmp_opaque_name(enum snmp_opaque_kind kind);
 size_t snmp_inform_response_size(const struct snmp_msg *m);
 /* Writes it to out (snmp_inform_response_size(m) bytes); returns the length written. */
 size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out);
+/* The Response-PDU alone (for an SNMPv3 scoped PDU): its size and writer, as above. */
+size_t snmp_response_pdu_size(const struct snmp_msg *m);
+size_t snmp_response_pdu_write(const struct snmp_msg *m, uint8_t *out);
 
 /* ---- the JSON record ----
  * snmp_json_record writes the decoded part of scripts/snmptrap.lua's JSON Lines record for
- * the notification m (a "trap", "trapv2" or "inform" read by snmp_decode_header, its
- * bindings not yet read): the object's members without the braces, in this order,
- *   "version":"v2c","community":"public"[,"community_hex":true],"pdu":"trapv2",
+ * the notification m (a "trap", "trapv2" or "inform" read by snmp_decode_header or
+ * snmp_decode_scoped, its bindings not yet read): the object's members without the braces,
+ * in this order,
+ *   "version":"v2c","community":"public"[,"community_hex":true],
+ *     (v3 instead) "version":"v3","user":"ops"[,"user_hex":true],
+ *     "security_level":"authPriv","engine_id":"80001f88..","context_engine_id":"..",
+ *     "context_name":""[,"context_name_hex":true],
+ *   "pdu":"trapv2",
  *   "request_id":N (trapv2, inform),"uptime":N,"trap_oid":"1.3...",
  *   "enterprise":"..","agent_addr":"a.b.c.d","generic_trap":N,"specific_trap":N (v1),
  *   "bindings":[{"oid":"..","type":"..","value":..[,"hex":true]

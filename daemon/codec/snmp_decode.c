@@ -1,4 +1,4 @@
-/* bindings/snmp_decode.c: SNMPv1/v2c message decoding over the BER reader, RFC 3584 trap
+/* daemon/codec/snmp_decode.c: SNMPv1/v2c message decoding over the BER reader, RFC 3584 trap
  * OIDs, text/hex presentation helpers, Opaque-wrapped numbers, the inform acknowledgement,
  * and the record as JSON text (a bounded writer: scripts/snmptrap.lua's fast path). Every
  * function that reads the packet fails through one label. */
@@ -128,9 +128,35 @@ static const char *read_request_header(struct ber_cur *pc, struct snmp_msg *m)
     return read_int(pc, &m->error_index, "expected INTEGER error-index", &t);
 }
 
+/* The PDU, the last value of cursor mc (a message's or a scoped PDU's), up to the
+ * VarBindList; NULL or the reason. */
+static const char *read_pdu(struct ber_cur *mc, struct snmp_msg *m)
+{
+    struct ber_cur pc;
+    struct ber_tlv t;
+    const char *why;
+    if ((why = ber_read(mc, &t)))
+        return why;
+    m->pdu = t.tag;
+    if ((why = pdu_for_version(m->pdu, m->version == 0 ? 0 : 1)))
+        return why;
+    if (ber_left(mc))
+        return "trailing bytes in message";
+    if ((why = ber_enter(mc, &t, &pc)))
+        return why;
+    why = m->pdu == SNMP_PDU_TRAP ? read_trap_header(&pc, m) : read_request_header(&pc, m);
+    if (why)
+        return why;
+    if ((why = ber_expect(&pc, BER_SEQUENCE, &m->varbinds, "expected SEQUENCE varbind list")))
+        return why;
+    if (ber_left(&pc))
+        return "trailing bytes in PDU";
+    return ber_enter(&pc, &m->varbinds, &m->next);
+}
+
 enum snmp_status snmp_decode_header(struct snmp_msg *m, const uint8_t *buf, size_t len)
 {
-    struct ber_cur top, mc, pc;
+    struct ber_cur top, mc;
     struct ber_tlv t;
     const char *why;
     enum snmp_status fail = SNMP_MALFORMED;
@@ -159,33 +185,44 @@ enum snmp_status snmp_decode_header(struct snmp_msg *m, const uint8_t *buf, size
     if ((why = ber_expect(&mc, BER_OCTET_STRING, &m->community,
                           "expected OCTET STRING community")))
         goto fail;
-    if ((why = ber_read(&mc, &t)))
-        goto fail;
-    m->pdu = t.tag;
-    if ((why = pdu_for_version(m->pdu, m->version)))
-        goto fail;
-    if (ber_left(&mc)) {
-        why = "trailing bytes in message";
-        goto fail;
-    }
-    if ((why = ber_enter(&mc, &t, &pc)))
-        goto fail;
-    why = m->pdu == SNMP_PDU_TRAP ? read_trap_header(&pc, m) : read_request_header(&pc, m);
-    if (why)
-        goto fail;
-    if ((why = ber_expect(&pc, BER_SEQUENCE, &m->varbinds, "expected SEQUENCE varbind list")))
-        goto fail;
-    if (ber_left(&pc)) {
-        why = "trailing bytes in PDU";
-        goto fail;
-    }
-    if ((why = ber_enter(&pc, &m->varbinds, &m->next)))
+    if ((why = read_pdu(&mc, m)))
         goto fail;
     return SNMP_OK;
 
 fail:
     m->why = why;
     return fail;
+}
+
+enum snmp_status snmp_decode_scoped(struct snmp_msg *m, const uint8_t *buf, size_t len,
+                                    struct snmp_v3 *v3)
+{
+    struct ber_cur top, sc;
+    struct ber_tlv t;
+    const char *why;
+
+    memset(m, 0, sizeof *m);
+    m->version = 3;
+    m->v3 = v3;
+    ber_init(&top, buf, len);
+    /* A DES-decrypted scoped PDU may be followed by padding: what follows is ignored. */
+    if ((why = ber_expect(&top, BER_SEQUENCE, &t, "expected SEQUENCE scopedPDU")))
+        goto fail;
+    if ((why = ber_enter(&top, &t, &sc)))
+        goto fail;
+    if ((why = ber_expect(&sc, BER_OCTET_STRING, &v3->context_engine,
+                          "expected OCTET STRING contextEngineID")))
+        goto fail;
+    if ((why = ber_expect(&sc, BER_OCTET_STRING, &v3->context_name,
+                          "expected OCTET STRING contextName")))
+        goto fail;
+    if ((why = read_pdu(&sc, m)))
+        goto fail;
+    return SNMP_OK;
+
+fail:
+    m->why = why;
+    return SNMP_MALFORMED;
 }
 
 /* ---- bindings ---- */
@@ -438,33 +475,10 @@ void snmp_opaque_decode(const uint8_t *v, size_t n, struct snmp_opaque *o)
 
 /* ---- the inform acknowledgement ---- */
 
-/* Octets of a minimal definite length for content of n octets. */
-static size_t len_size(size_t n)
-{
-    size_t k = 1;
-    if (n >= 0x80)
-        for (size_t x = n; x; x >>= 8)
-            k++;
-    return k;
-}
-
-static uint8_t *put_len(uint8_t *p, size_t n)
-{
-    size_t k = len_size(n);
-    if (k == 1) {
-        *p++ = (uint8_t)n;
-        return p;
-    }
-    *p++ = (uint8_t)(0x80 | (k - 1));
-    for (size_t i = k - 1; i > 0; i--)
-        *p++ = (uint8_t)(n >> (8 * (i - 1)));
-    return p;
-}
-
 /* Octets of t written back with a minimal length. */
 static size_t tlv_size(const struct ber_tlv *t)
 {
-    return 1 + len_size(t->len) + t->len;
+    return 1 + ber_len_size(t->len) + t->len;
 }
 
 /* Content octets of the Response-PDU. */
@@ -473,45 +487,57 @@ static size_t response_pdu_len(const struct snmp_msg *m)
     return tlv_size(&m->request_tlv) + 3 + 3 + tlv_size(&m->varbinds);
 }
 
+size_t snmp_response_pdu_size(const struct snmp_msg *m)
+{
+    size_t pdu = response_pdu_len(m);
+    return 1 + ber_len_size(pdu) + pdu;
+}
+
 /* Content octets of the message. */
 static size_t response_msg_len(const struct snmp_msg *m)
 {
-    size_t pdu = response_pdu_len(m);
-    return 3 + tlv_size(&m->community) + 1 + len_size(pdu) + pdu;
+    return 3 + tlv_size(&m->community) + snmp_response_pdu_size(m);
 }
 
 size_t snmp_inform_response_size(const struct snmp_msg *m)
 {
     size_t msg = response_msg_len(m);
-    return 1 + len_size(msg) + msg;
+    return 1 + ber_len_size(msg) + msg;
 }
 
 static uint8_t *put_tlv(uint8_t *p, const struct ber_tlv *t)
 {
     *p++ = t->tag;
-    p = put_len(p, t->len);
+    p = ber_put_len(p, t->len);
     memcpy(p, t->val, t->len);
     return p + t->len;
 }
 
-size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out)
+size_t snmp_response_pdu_write(const struct snmp_msg *m, uint8_t *out)
 {
     static const uint8_t zero[] = {BER_INTEGER, 1, 0};
     uint8_t *p = out;
-    *p++ = BER_SEQUENCE;
-    p = put_len(p, response_msg_len(m));
-    *p++ = BER_INTEGER;
-    *p++ = 1;
-    *p++ = (uint8_t)m->version;
-    p = put_tlv(p, &m->community);
     *p++ = SNMP_PDU_RESPONSE;
-    p = put_len(p, response_pdu_len(m));
+    p = ber_put_len(p, response_pdu_len(m));
     p = put_tlv(p, &m->request_tlv);
     memcpy(p, zero, 3);                 /* error-status noError(0) */
     p += 3;
     memcpy(p, zero, 3);                 /* error-index 0 */
     p += 3;
     p = put_tlv(p, &m->varbinds);
+    return (size_t)(p - out);
+}
+
+size_t snmp_inform_response_write(const struct snmp_msg *m, uint8_t *out)
+{
+    uint8_t *p = out;
+    *p++ = BER_SEQUENCE;
+    p = ber_put_len(p, response_msg_len(m));
+    *p++ = BER_INTEGER;
+    *p++ = 1;
+    *p++ = (uint8_t)m->version;
+    p = put_tlv(p, &m->community);
+    p += snmp_response_pdu_write(m, p);
     return (size_t)(p - out);
 }
 
@@ -953,6 +979,56 @@ static enum snmp_status next_binding(struct snmp_msg *m, struct read_ahead *ra,
     return snmp_next_varbind(m, &ra->vb[0]);
 }
 
+const char *snmp_level_name(int level)
+{
+    return level == SNMP_AUTHPRIV ? "authPriv" : level == SNMP_AUTHNOPRIV ? "authNoPriv"
+                                                                        : "noAuthNoPriv";
+}
+
+void snmp_hex_plain(const uint8_t *v, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[v[i] >> 4];
+        out[2 * i + 1] = digits[v[i] & 15];
+    }
+}
+
+/* "engine_id":"80001f88..." : an engine ID (at most 32 octets: RFC 3411) in plain hex. */
+static void jw_engine_id(struct jw *w, const char *member, size_t member_len,
+                         const uint8_t *v, size_t n)
+{
+    char buf[2 * SNMP_ENGINE_ID_MAX + 2];
+    if (n > SNMP_ENGINE_ID_MAX)
+        n = SNMP_ENGINE_ID_MAX;
+    jw_put(w, member, member_len);
+    buf[0] = '"';
+    snmp_hex_plain(v, n, buf + 1);
+    buf[2 * n + 1] = '"';
+    jw_put(w, buf, 2 * n + 2);
+}
+
+#define JW_ENGINE_ID(w, lit, v, n) jw_engine_id(w, lit, sizeof lit - 1, v, n)
+
+/* The SNMPv3 members in place of the community: version, user, security_level, engine_id,
+ * context_engine_id, context_name. */
+static void jw_v3_fields(struct jw *w, const struct snmp_v3 *v3)
+{
+    JW_LIT(w, "\"version\":\"v3\",\"user\":");
+    jw_octets(w, v3->user, v3->user_len, snmp_is_text_c1(v3->user, v3->user_len),
+              ",\"user_hex\":true", sizeof ",\"user_hex\":true" - 1);
+    JW_LIT(w, ",\"security_level\":\"");
+    const char *level = snmp_level_name(v3->level);
+    jw_put(w, level, strlen(level));
+    JW_LIT(w, "\"");
+    JW_ENGINE_ID(w, ",\"engine_id\":", v3->engine_id, v3->engine_id_len);
+    JW_ENGINE_ID(w, ",\"context_engine_id\":", v3->context_engine.val, v3->context_engine.len);
+    JW_LIT(w, ",\"context_name\":");
+    jw_octets(w, v3->context_name.val, v3->context_name.len,
+              snmp_is_text_c1(v3->context_name.val, v3->context_name.len),
+              ",\"context_name_hex\":true", sizeof ",\"context_name_hex\":true" - 1);
+}
+
 enum snmp_status snmp_json_record(struct snmp_msg *m, char *out, size_t cap, size_t *len)
 {
     return snmp_json_record_named(m, NULL, out, cap, len);
@@ -969,13 +1045,17 @@ enum snmp_status snmp_json_record_named(struct snmp_msg *m, const struct mib_tab
 
     *len = 0;
     ra.n = ra.next = 0;
-    if (m->version == 0)
-        JW_LIT(&w, "\"version\":\"v1\",\"community\":");
-    else
-        JW_LIT(&w, "\"version\":\"v2c\",\"community\":");
-    jw_octets(&w, m->community.val, m->community.len,
-              snmp_is_text_c1(m->community.val, m->community.len),
-              ",\"community_hex\":true", sizeof ",\"community_hex\":true" - 1);
+    if (m->v3) {
+        jw_v3_fields(&w, m->v3);
+    } else {
+        if (m->version == 0)
+            JW_LIT(&w, "\"version\":\"v1\",\"community\":");
+        else
+            JW_LIT(&w, "\"version\":\"v2c\",\"community\":");
+        jw_octets(&w, m->community.val, m->community.len,
+                  snmp_is_text_c1(m->community.val, m->community.len),
+                  ",\"community_hex\":true", sizeof ",\"community_hex\":true" - 1);
+    }
     JW_LIT(&w, ",\"pdu\":\"");
     const char *pdu = snmp_pdu_name(m->pdu);
     if (pdu)
