@@ -127,7 +127,8 @@ describe("cmake --install", function()
       -- the shipped handlers and their options (from their header comments)
       for _, w in ipairs { "echo", "syslog", "snmptrap", "dns", "forward", "filter",
                            "tz_offset", "encoder", "communities", "on_trap", "log_interval",
-                           "zone", "edns_size", "records", "soa", "raw:", "unix:", "[::]:" } do
+                           "zone", "edns_size", "records", "soa", "raw:", "unix:", "[::]:",
+                           "users", "engine_id", "state_dir", "mibs" } do
         assert.is_truthy(text:find(w, 1, true), "luadgramd.conf(5) lacks " .. w)
       end
     end)
