@@ -210,6 +210,34 @@ describe("snmptrap handler with MIB names (options.mibs)", function()
     end
   end)
 
+  it("names SNMPv3 (USM) notifications too, on both paths", function()
+    local mibs = { dirs = { MIBS }, modules = { TEST_MIB } }
+    local users = { { name = "ops", auth = "SHA-256", auth_pass = "authpass1",
+                      priv = "AES", priv_pass = "privpass1" } }
+    local ports = h.free_ports(2)
+    local d = h.start { listeners = {
+      { name = "fast", handler = "snmptrap", bind = "127.0.0.1:" .. ports[1],
+        options = { file = { path = "fast.jsonl", flush_interval = 0.05 }, mibs = mibs,
+                    users = users } },
+      { name = "lua", handler = "snmptrap", bind = "127.0.0.1:" .. ports[2],
+        options = { file = { path = "lua.jsonl", flush_interval = 0.05 }, mibs = mibs,
+                    users = users, on_trap = "snmptrap_callback" } } } }
+    for i, name in ipairs { "fast", "lua" } do
+      local ok, out = S.client("snmptrap", { "-v", "3", "-u", "ops", "-l", "authPriv",
+        "-a", "SHA-256", "-A", "authpass1", "-x", "AES", "-X", "privpass1",
+        "-e", "0x8000000001020304", "127.0.0.1:" .. ports[i], "77", PORT_DOWN,
+        "1.3.6.1.4.1.99999.1.4.1.2.7", "i", "2" })
+      assert(ok, out)
+      local r = cjson.decode(wait_lines(d, d.dir .. "/" .. name .. ".jsonl", 1)[1])
+      assert.are.equal("v3", r.version, name)
+      assert.are.equal("ops", r.user, name)
+      assert.are.equal("authPriv", r.security_level, name)
+      assert.are.equal("LUADGRAM-TEST-MIB::ltPortDown", r.trap_name, name)
+      assert.are.equal("LUADGRAM-TEST-MIB::ltPortState.7", r.bindings[3].name, name)
+      assert.are.equal("down", r.bindings[3].value_name, name)
+    end
+  end)
+
   describe("init", function()
     local function start_fails(mibs)
       local dir = h.tmpdir()
