@@ -10,12 +10,7 @@ local netlab = require "netlab"
 
 local A4, B4, B4_OTHER, A6, B6 = netlab.A4, netlab.B4, netlab.B4_OTHER, netlab.A6, netlab.B6
 
--- The lines of an answer of the seen fixture, keyed by their data.
-local function seen_lines(text)
-  local t = {}
-  for line in (text or ""):gmatch("[^\n]+") do t[line:match("^(%S+)")] = line end
-  return t
-end
+local seen_lines = netlab.seen_lines
 
 describe("luadgramd multicast groups on a two-host network", function()
   local lab, why

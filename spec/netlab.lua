@@ -148,4 +148,11 @@ function netlab.client_script(sends)
   return table.concat(lines, "\n")
 end
 
+-- The lines of an answer of spec/fixtures/seen.lua, keyed by their first word (the data).
+function netlab.seen_lines(text)
+  local t = {}
+  for line in (text or ""):gmatch("[^\n]+") do t[line:match("^(%S+)")] = line end
+  return t
+end
+
 return netlab

@@ -9,11 +9,7 @@ local netlab = require "netlab"
 
 local A4, B4, A6, B6 = netlab.A4, netlab.B4, netlab.A6, netlab.B6
 
-local function seen_lines(text)
-  local t = {}
-  for line in (text or ""):gmatch("[^\n]+") do t[line:match("^(%S+)")] = line end
-  return t
-end
+local seen_lines = netlab.seen_lines
 
 describe("luadgramd binding options and live addresses on a two-host network", function()
   local lab, why
