@@ -170,4 +170,66 @@ describe("luadgram.nats", function()
     end, 40, 0.2)
     assert_exactly(cluster, N)
   end)
+
+  describe("bad configuration", function()
+    -- Starts a daemon whose listener "pub" gets nats options `o`: exit code, stderr and
+    -- the configuration's FILE:LINE of `listen "pub"`.
+    local function start_fails(o)
+      local dir = h.tmpdir()
+      local conf = dir .. "/luadgramd.conf"
+      local text = h.config_text { listeners = { {
+        name = "pub", bind = "127.0.0.1:" .. h.free_port(),
+        handler = h.src .. "/spec/fixtures/publisher.lua", options = { nats = o },
+      } } }
+      h.write(conf, text)
+      local line = 1
+      for l in text:gmatch("([^\n]*)\n") do
+        if l:find('listen "pub"', 1, true) then break end
+        line = line + 1
+      end
+      local code, _, err = h.run("-c " .. h.shq(conf), 30)
+      return code, err, conf .. ":" .. line
+    end
+
+    -- (cluster is set by before_each: options are built inside each test)
+    local function opts(extra)
+      return function()
+        local o = { servers = cluster.urls, subject = "logs.test", stream = STREAM }
+        for k, v in pairs(extra) do o[k] = v end
+        return o
+      end
+    end
+
+    local where = h.src .. "/spec/fixtures/publisher.lua:10: "
+    local dead = h.free_tcp_port()
+    local cases = {
+      { "an unknown stream", opts {},
+        "luadgram.nats: nats: stream 'LOGS' not found (give create = { ... } to create it)" },
+      { "an unreachable server", opts { servers = { "nats://127.0.0.1:" .. dead } },
+        "luadgram.nats: nats: cannot connect to nats://127.0.0.1:" .. dead
+        .. ": No server available for connection" },
+      { "an empty token", opts { subject = "logs..test" },
+        "luadgram.nats: bad subject 'logs..test' (dot-separated tokens, no spaces or wildcards)" },
+      { "a wildcard", opts { subject = "logs.*" },
+        "luadgram.nats: bad subject 'logs.*' (dot-separated tokens, no spaces or wildcards)" },
+      { "a subject the stream does not hold", opts { subject = "other.test" },
+        "luadgram.nats: nats: stream 'LOGS' does not hold subject 'other.test'", "create" },
+      { "no servers", opts { servers = {} },
+        "luadgram.nats: option 'servers' must list 1 to 16 \"nats://host:port\" strings" },
+      { "max_inflight 0", opts { max_inflight = 0 },
+        "luadgram.nats: option 'max_inflight' must be an integer from 1 to 1048576" },
+    }
+    for _, case in ipairs(cases) do
+      it("fails the start on " .. case[1] .. ", naming the listen's line", function()
+        if case[4] == "create" then
+          local _, ok = S.nats_run(cluster.urls[1], "create", STREAM, "logs.test")
+          assert.is_true(ok)
+        end
+        local code, err, at = start_fails(case[2]())
+        assert.are.equal(2, code, err)
+        local expected = at .. ": listener 'pub': init: " .. where .. case[3]
+        assert.truthy(err:find(expected, 1, true), "expected\n" .. expected .. "\nin\n" .. err)
+      end)
+    end
+  end)
 end)

@@ -2,6 +2,7 @@
  * there is no NATS command-line tool in Debian 12. It owns one connection per run.
  *   nats_stream URL ready           exit 0 once JetStream answers (account info)
  *   nats_stream URL leader STREAM   prints the stream's leader server name
+ *   nats_stream URL create STREAM SUBJECT   creates an R1 stream holding SUBJECT
  *   nats_stream URL dump STREAM     prints "count N", then per message "id DATA" (the
  *                                   Nats-Msg-Id header and the payload), in stream order
  * Exit 1 when the server or the stream does not answer. */
@@ -63,6 +64,17 @@ int main(int argc, char **argv)
             printf("%s\n", si->Cluster->Leader);
             rc = 0;
         }
+        if (si)
+            jsStreamInfo_Destroy(si);
+    } else if (strcmp(argv[2], "create") == 0 && argc > 4) {
+        jsStreamConfig sc;
+        jsStreamInfo *si = NULL;
+        const char *subjects[1] = {argv[4]};
+        jsStreamConfig_Init(&sc);
+        sc.Name = argv[3];
+        sc.Subjects = subjects;
+        sc.SubjectsLen = 1;
+        rc = js_AddStream(&si, js, &sc, NULL, &jerr) == NATS_OK ? 0 : 1;
         if (si)
             jsStreamInfo_Destroy(si);
     } else if (strcmp(argv[2], "dump") == 0 && argc > 3) {
