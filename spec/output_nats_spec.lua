@@ -102,7 +102,11 @@ describe("luadgram.nats", function()
     local worst = {}
     load(c, port, 1, N, 2000, function(i)
       if i == N // 3 then
+        -- stopped first, so that records are in flight (stored or not, their acks lost)
+        -- when it is killed
         leader, leader_name = S.nats_leader(cluster, STREAM)
+        leader:signal("STOP")
+      elseif i == N // 3 + 100 then
         leader:stop("KILL")
       elseif i == 2 * N // 3 then
         leader:restart()

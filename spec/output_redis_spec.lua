@@ -65,7 +65,10 @@ describe("luadgram.redis", function()
     local acked_before_kill
     load(c, port, 1, N, 2000, function(i)
       if i == N // 3 then
+        -- stopped first: records are in flight when it is killed (their replies lost)
         acked_before_kill = h.metric(h.metrics(mport), "luadgramd_output_acked_total", "pub")
+        redis.proc:signal("STOP")
+      elseif i == N // 3 + 100 then
         redis.proc:stop("KILL")
       elseif i == 2 * N // 3 then
         redis.proc:restart()
@@ -99,6 +102,8 @@ describe("luadgram.redis", function()
     -- record not acknowledged came back from the spool
     assert.are.same({}, missing)
     assert.is_true(acked_before_kill > 0)
+    -- the records in flight at the kill came back (their replies were lost)
+    assert.is_true(h.metric(h.metrics(mport), "luadgramd_output_retried_total", "pub") > 0)
     assert.truthy(d:log():match("output 'redis': connection lost"))
     assert.truthy(d:log():match("output 'redis': spooling"))
     assert.truthy(d:log():match("output 'redis': spool drained"))

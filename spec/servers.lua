@@ -38,6 +38,11 @@ function Proc:stop(sig)
   running[self] = nil
 end
 
+-- Sends a signal without reaping (STOP, CONT).
+function Proc:signal(sig)
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig, self.pid))
+end
+
 function Proc:restart()
   assert(not self.handle, "still running")
   local again = spawn(self.cmd, self.log)
