@@ -3,6 +3,7 @@
  *   nats_stream URL ready           exit 0 once JetStream answers (account info)
  *   nats_stream URL leader STREAM   prints the stream's leader server name
  *   nats_stream URL create STREAM SUBJECT   creates an R1 stream holding SUBJECT
+ *   nats_stream URL count STREAM    prints "count N"
  *   nats_stream URL dump STREAM     prints "count N", then per message "id DATA" (the
  *                                   Nats-Msg-Id header and the payload), in stream order
  * Exit 1 when the server or the stream does not answer. */
@@ -10,14 +11,15 @@
 #include <string.h>
 #include <nats/nats.h>
 
-static int nats_stream_dump(jsCtx *js, const char *stream)
+static int nats_stream_dump(jsCtx *js, const char *stream, int messages)
 {
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     if (js_GetStreamInfo(&si, js, stream, NULL, &jerr) != NATS_OK)
         return 1;
     printf("count %llu\n", (unsigned long long)si->State.Msgs);
-    for (uint64_t seq = si->State.FirstSeq; si->State.Msgs && seq <= si->State.LastSeq; seq++) {
+    for (uint64_t seq = si->State.FirstSeq; messages && si->State.Msgs && seq <= si->State.LastSeq;
+         seq++) {
         natsMsg *m = NULL;
         natsStatus s = js_GetMsg(&m, js, stream, seq, NULL, &jerr);
         if (s == NATS_NOT_FOUND)
@@ -78,7 +80,9 @@ int main(int argc, char **argv)
         if (si)
             jsStreamInfo_Destroy(si);
     } else if (strcmp(argv[2], "dump") == 0 && argc > 3) {
-        rc = nats_stream_dump(js, argv[3]);
+        rc = nats_stream_dump(js, argv[3], 1);
+    } else if (strcmp(argv[2], "count") == 0 && argc > 3) {
+        rc = nats_stream_dump(js, argv[3], 0);
     }
 out:
     if (js)
