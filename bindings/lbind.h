@@ -41,6 +41,8 @@ void sockerr_push(lua_State *L, const struct sockerr *e, const char *listener);
 void lbind_preload(lua_State *L);
 
 int luaopen_luadgram(lua_State *L);
+/* Adds nats and redis (publishers, publish.c) to the luadgram table on top. */
+void publish_register(lua_State *L);
 /* require "luadgram.ber": the BER/SNMP decoder (module_ber.c). */
 int luaopen_luadgram_ber(lua_State *L);
 /* require "luadgram.syslog": the C syslog parser and JSON lines (module_syslog.c). */

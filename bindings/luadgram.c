@@ -1,6 +1,7 @@
-/* bindings/luadgram.c: the `luadgram` module handlers require: send, after, every, now, log
- * and counters. Timers are libevent timers of the worker's loop, owned by a userdata that
- * the registry keeps alive while the timer is armed (one luaL_ref, one luaL_unref). */
+/* bindings/luadgram.c: the `luadgram` module handlers require: send, after, every, now, log,
+ * counters, and the publishers of publish.c. Timers are libevent timers of the worker's loop,
+ * owned by a userdata that the registry keeps alive while the timer is armed (one luaL_ref,
+ * one luaL_unref). */
 #include "lbind.h"
 
 #include <errno.h>
@@ -351,6 +352,7 @@ int luaopen_luadgram(lua_State *L)
     ld_newclass(L, TIMER_META, ld_timer_methods, ld_timer_gc);
     ld_newclass(L, COUNTER_META, ld_counter_methods, NULL);
     luaL_newlib(L, ld_funcs);
+    publish_register(L); /* luadgram.nats, luadgram.redis (publish.c) */
     luaL_newlib(L, ld_log_funcs);
     lua_setfield(L, -2, "log");
     lua_pushliteral(L, LUADGRAM_VERSION);

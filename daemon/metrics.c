@@ -84,6 +84,36 @@ static void metrics_counter_line(void *arg, const struct counter *c)
                         (long long)atomic_load_explicit(&c->value, memory_order_relaxed));
 }
 
+/* One output's rows; the HELP/TYPE lines come first (metrics_outputs). */
+struct metrics_output_rows {
+    struct evbuffer *b;
+    int field;
+};
+
+static void metrics_output_line(void *arg, const char *listener, const char *output,
+                                const uint64_t *sums)
+{
+    struct metrics_output_rows *r = arg;
+    evbuffer_add_printf(r->b, "luadgramd_output_%s%s{listener=\"%s\",output=\"%s\"} %llu\n",
+                        ostats_names[r->field], r->field < OSTATS_NCOUNTERS ? "_total" : "",
+                        listener, output, (unsigned long long)sums[r->field]);
+}
+
+/* luadgramd_output_<field>[_total]{listener=,output=}: the outputs' counters and gauges,
+ * summed over workers. */
+static void metrics_outputs(struct stats_registry *st, struct evbuffer *b)
+{
+    for (int f = 0; f < OSTATS_NFIELDS; f++) {
+        const char *suffix = f < OSTATS_NCOUNTERS ? "_total" : "";
+        evbuffer_add_printf(b, "# HELP luadgramd_output_%s%s %s\n"
+                            "# TYPE luadgramd_output_%s%s %s\n", ostats_names[f], suffix,
+                            ostats_help[f], ostats_names[f], suffix,
+                            f < OSTATS_NCOUNTERS ? "counter" : "gauge");
+        struct metrics_output_rows r = {b, f};
+        stats_sum_outputs(st, metrics_output_line, &r);
+    }
+}
+
 static void metrics_lua_memory_line(void *arg, const char *listener, int slot,
                                     const struct lstats *s)
 {
@@ -198,6 +228,7 @@ static void metrics_page(struct evhttp_request *req, void *arg)
                         "Lua state in a worker\n# TYPE luadgramd_lua_memory_bytes gauge\n");
     stats_each_listener(&dc->stats, metrics_lua_memory_line, b);
     stats_each_counter(&dc->stats, metrics_counter_line, b);
+    metrics_outputs(&dc->stats, b);
     metrics_process(b);
     evbuffer_add_printf(b,
                         "# HELP luadgramd_workers Worker threads running\n"

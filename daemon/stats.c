@@ -1,8 +1,13 @@
-/* daemon/stats.c: the registry of per-listener counters and of handlers' named counters. */
+/* daemon/stats.c: the registry of per-listener counters, of handlers' named counters and of
+ * the outputs' counters (with the process's boot id their record ids carry). */
 #include "stats.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/random.h>
 
 const char *const lstats_names[LSTATS_NFIELDS] = {
     "received", "bytes", "handled", "handler_errors", "handler_timeouts", "truncated",
@@ -28,11 +33,33 @@ const char *const lstats_help[LSTATS_NFIELDS] = {
     "Datagrams dropped before the handler by the listener's per-peer rate limit",
 };
 
+const char *const ostats_names[OSTATS_NFIELDS] = {
+    "published", "acked", "retried", "spooled", "dropped", "spool_bytes", "inflight",
+};
+
+const char *const ostats_help[OSTATS_NFIELDS] = {
+    "Records handed to an output's publish and accepted",
+    "Records the output's server acknowledged",
+    "Records sent again from the output's spool",
+    "Records written to the output's local spool",
+    "Records dropped: the spool was full or absent while the server could not take them",
+    "Bytes in the output's spool files",
+    "Records sent to the output's server and not yet acknowledged",
+};
+
 void stats_init(struct stats_registry *r)
 {
     pthread_mutex_init(&r->lock, NULL);
     r->listeners = NULL;
     r->counters = NULL;
+    r->outputs = NULL;
+    uint64_t id = 0;
+    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        id = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ (uint64_t)getpid() << 40;
+    }
+    snprintf(r->boot_id, sizeof r->boot_id, "%016llx", (unsigned long long)id);
 }
 
 void stats_destroy(struct stats_registry *r)
@@ -48,8 +75,15 @@ void stats_destroy(struct stats_registry *r)
         free(c->help);
         free(c);
     }
+    for (struct ostats_entry *o = r->outputs, *n; o; o = n) {
+        n = o->next;
+        free(o->listener);
+        free(o->output);
+        free(o);
+    }
     r->listeners = NULL;
     r->counters = NULL;
+    r->outputs = NULL;
     pthread_mutex_destroy(&r->lock);
 }
 
@@ -156,5 +190,59 @@ void stats_each_counter(struct stats_registry *r,
     pthread_mutex_lock(&r->lock);
     for (struct counter *c = r->counters; c; c = c->next)
         fn(arg, c);
+    pthread_mutex_unlock(&r->lock);
+}
+
+struct ostats *stats_output(struct stats_registry *r, const char *listener, const char *output,
+                            int slot)
+{
+    struct ostats *found = NULL;
+    pthread_mutex_lock(&r->lock);
+    struct ostats_entry **tail = &r->outputs;
+    for (; *tail; tail = &(*tail)->next)
+        if ((*tail)->slot == slot && strcmp((*tail)->listener, listener) == 0 &&
+            strcmp((*tail)->output, output) == 0) {
+            found = &(*tail)->s;
+            goto out;
+        }
+    struct ostats_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        goto out;
+    e->listener = strdup(listener);
+    e->output = strdup(output);
+    if (!e->listener || !e->output) {
+        free(e->listener);
+        free(e->output);
+        free(e);
+        goto out;
+    }
+    e->slot = slot;
+    *tail = e;
+    found = &e->s;
+out:
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+void stats_sum_outputs(struct stats_registry *r,
+                       void (*fn)(void *arg, const char *listener, const char *output,
+                                  const uint64_t *sums),
+                       void *arg)
+{
+    pthread_mutex_lock(&r->lock);
+    for (struct ostats_entry *e = r->outputs; e; e = e->next) {
+        int first = 1;
+        for (struct ostats_entry *p = r->outputs; p != e; p = p->next)
+            if (strcmp(p->listener, e->listener) == 0 && strcmp(p->output, e->output) == 0)
+                first = 0;
+        if (!first)
+            continue;
+        uint64_t sums[OSTATS_NFIELDS] = {0};
+        for (struct ostats_entry *p = e; p; p = p->next)
+            if (strcmp(p->listener, e->listener) == 0 && strcmp(p->output, e->output) == 0)
+                for (int f = 0; f < OSTATS_NFIELDS; f++)
+                    sums[f] += atomic_load_explicit(&p->s.v[f], memory_order_relaxed);
+        fn(arg, e->listener, e->output, sums);
+    }
     pthread_mutex_unlock(&r->lock);
 }

@@ -54,10 +54,39 @@ struct counter {
     atomic_int_fast64_t value;
 };
 
+/* Outputs (daemon/output/): one block per (listener, output, worker), written by that
+ * worker's loop (and by the NATS client's threads for acks), read by metrics. */
+enum ostats_field {
+    OS_PUBLISHED,        /* records handed to publish and accepted */
+    OS_ACKED,            /* records the bus acknowledged */
+    OS_RETRIED,          /* records sent again: replayed from the spool */
+    OS_SPOOLED,          /* records written to the spool */
+    OS_DROPPED,          /* records lost: spool full or absent while the bus could not take them */
+    OS_SPOOL_BYTES,      /* gauge: bytes in the spool's files */
+    OS_INFLIGHT,         /* gauge: records sent and not yet acknowledged */
+    OSTATS_NFIELDS
+};
+#define OSTATS_NCOUNTERS OS_SPOOL_BYTES /* fields before it are counters, from it gauges */
+
+struct ostats {
+    atomic_uint_fast64_t v[OSTATS_NFIELDS];
+    atomic_uint_fast64_t next_seq;   /* record ids' sequence: survives reloads */
+};
+
+struct ostats_entry {
+    struct ostats_entry *next;
+    char *listener;
+    char *output;
+    int slot;
+    struct ostats s;
+};
+
 struct stats_registry {
     pthread_mutex_t lock;
     struct lstats_entry *listeners;
     struct counter *counters;
+    struct ostats_entry *outputs;
+    char boot_id[17];    /* 64 random bits in hex, drawn once per process: the outputs' ids */
 };
 
 void stats_init(struct stats_registry *r);
@@ -78,6 +107,17 @@ void stats_each_listener(struct stats_registry *r,
 /* Calls fn for each counter. Holds the lock. */
 void stats_each_counter(struct stats_registry *r,
                         void (*fn)(void *arg, const struct counter *c), void *arg);
+
+/* The block of (listener, output, slot), created on first use. NULL on out of memory. */
+struct ostats *stats_output(struct stats_registry *r, const char *listener, const char *output,
+                            int slot);
+/* Calls fn for each (listener, output) once with the sum over its slots. Holds the lock. */
+void stats_sum_outputs(struct stats_registry *r,
+                       void (*fn)(void *arg, const char *listener, const char *output,
+                                  const uint64_t *sums),
+                       void *arg);
+extern const char *const ostats_names[OSTATS_NFIELDS];
+extern const char *const ostats_help[OSTATS_NFIELDS];
 
 /* Metric names and help texts, indexed by enum lstats_field. */
 extern const char *const lstats_names[LSTATS_NFIELDS];

@@ -464,6 +464,9 @@ static int worker_load_handler(struct worker *w, struct wlistener *wl, struct ls
         if (strcmp(w->load_stage, "loading") == 0)
             snprintf(err, errlen, "listener '%s': loading %s: %s", lc->name, lc->handler_path,
                      msg ? msg : "?");
+        else if (strcmp(w->load_stage, "init") == 0) /* options: name the listen's line */
+            snprintf(err, errlen, "%s:%d: listener '%s': init: %s", w->cfg->file, lc->line,
+                     lc->name, msg ? msg : "?");
         else if (w->load_stage[0])
             snprintf(err, errlen, "listener '%s': %s: %s", lc->name, w->load_stage,
                      msg ? msg : "?");

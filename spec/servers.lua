@@ -1,0 +1,180 @@
+-- spec/servers.lua: the real servers the output specs publish to, each started in a temp
+-- folder on ephemeral loopback ports and stopped by its PID: a three-node nats-server
+-- cluster with JetStream, a redis-server with appendfsync always. And the reader of a
+-- JetStream stream (build/nats_stream: no NATS CLI in Debian 12).
+local h = require "helpers"
+
+local S = {}
+
+local running = {}  -- servers not yet stopped, for S.stop_all
+
+local Proc = {}
+Proc.__index = Proc
+
+-- Starts `cmd` (a shell command line, exec'd) with its output to `log`.
+local function spawn(cmd, log)
+  local handle = assert(io.popen(string.format("echo $$; exec %s >%s 2>&1 </dev/null", cmd,
+                                               h.shq(log)), "r"))
+  local pid = assert(tonumber(handle:read("l")))
+  local p = setmetatable({ pid = pid, handle = handle, log = log, cmd = cmd }, Proc)
+  running[p] = true
+  return p
+end
+
+function Proc:alive()
+  local st = h.read("/proc/" .. self.pid .. "/stat")
+  return st ~= nil and not st:match("^%d+ %b() Z")
+end
+
+-- Sends sig (default TERM) and reaps the process (at most 10 s, then KILL).
+function Proc:stop(sig)
+  if not self.handle then return end
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig or "TERM", self.pid))
+  if not h.wait_for(function() return not self:alive() end, 10) then
+    os.execute(string.format("kill -KILL %d 2>/dev/null", self.pid))
+  end
+  self.handle:close()
+  self.handle = nil
+  running[self] = nil
+end
+
+-- Sends a signal without reaping (STOP, CONT).
+function Proc:signal(sig)
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig, self.pid))
+end
+
+function Proc:restart()
+  assert(not self.handle, "still running")
+  local again = spawn(self.cmd, self.log)
+  self.pid, self.handle = again.pid, again.handle
+  running[again] = nil
+  running[self] = true
+end
+
+function S.stop_all()
+  for p in pairs(running) do p:stop("KILL") end
+end
+
+-- n distinct free TCP ports on 127.0.0.1: all held open while picked (h.free_tcp_port,
+-- called n times, may hand out the same port twice).
+local function free_tcp_ports(n)
+  local socket = require "socket"
+  local held, ports = {}, {}
+  for i = 1, n do
+    local s = socket.tcp4()
+    assert(s:bind("127.0.0.1", 0))
+    held[i] = s
+    local _, port = s:getsockname()
+    ports[i] = tonumber(port)
+  end
+  for _, s in ipairs(held) do s:close() end
+  return ports
+end
+
+-- ---- NATS ----
+
+S.nats_tool = h.build .. "/nats_stream"
+
+-- Runs the reader: its stdout and whether it exited 0.
+function S.nats_run(url, ...)
+  local args = { h.shq(S.nats_tool), h.shq(url) }
+  for _, a in ipairs({ ... }) do args[#args + 1] = h.shq(a) end
+  local p = io.popen("timeout 20 " .. table.concat(args, " ") .. " 2>/dev/null")
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+-- Starts a three-node cluster (server names n1, n2, n3), waits until JetStream answers on
+-- every node. Returns { urls = {...}, nodes = { name = proc }, dir = }.
+function S.nats_cluster()
+  local dir = h.tmpdir()
+  local ports, routes, free = {}, {}, free_tcp_ports(6)
+  for i = 1, 3 do
+    ports[i] = { client = free[2 * i - 1], route = free[2 * i] }
+  end
+  for i = 1, 3 do routes[i] = "nats-route://127.0.0.1:" .. ports[i].route end
+  local c = { urls = {}, nodes = {}, dir = dir }
+  for i = 1, 3 do
+    local name = "n" .. i
+    local conf = string.format([[
+server_name: %s
+listen: 127.0.0.1:%d
+jetstream { store_dir: "%s/%s", max_file_store: 1G, max_memory_store: 64M }
+cluster { name: luadgram, listen: 127.0.0.1:%d, routes: [ %s ] }
+]], name, ports[i].client, dir, name, ports[i].route, table.concat(routes, ", "))
+    h.write(dir .. "/" .. name .. ".conf", conf)
+    c.urls[i] = "nats://127.0.0.1:" .. ports[i].client
+    c.nodes[name] = spawn("nats-server -c " .. h.shq(dir .. "/" .. name .. ".conf"),
+                          dir .. "/" .. name .. ".log")
+  end
+  S.nats_wait_ready(c)
+  return c
+end
+
+function S.nats_wait_ready(c, timeout)
+  for _, url in ipairs(c.urls) do
+    local ok = h.wait_for(function() return select(2, S.nats_run(url, "ready")) end,
+                          timeout or 30, 0.2)
+    assert(ok, "JetStream did not answer on " .. url)
+  end
+end
+
+-- The stream's leader (a node's proc and name), asked on any node that answers.
+function S.nats_leader(c, stream)
+  local name
+  h.wait_for(function()
+    for _, url in ipairs(c.urls) do
+      local out, ok = S.nats_run(url, "leader", stream)
+      if ok and out:match("^n%d") then name = out:match("^(n%d)") return true end
+    end
+  end, 20, 0.2)
+  assert(name, "no leader for stream " .. stream)
+  return c.nodes[name], name
+end
+
+-- The stream's messages: count (as the stream says) and a list of { id =, data = }.
+function S.nats_dump(c, stream)
+  local out
+  assert(h.wait_for(function()
+    for _, url in ipairs(c.urls) do
+      local text, ok = S.nats_run(url, "dump", stream)
+      if ok then out = text return true end
+    end
+  end, 20, 0.2), "cannot read stream " .. stream)
+  local count = tonumber(out:match("^count (%d+)"))
+  local msgs = {}
+  for id, data in out:gmatch("\n(%S+) ([^\n]*)") do msgs[#msgs + 1] = { id = id, data = data } end
+  return count, msgs
+end
+
+-- ---- Redis ----
+
+-- Starts redis-server on an ephemeral port with its data (AOF, appendfsync always) in a temp
+-- folder. Returns { port =, proc =, dir = }.
+function S.redis()
+  local dir = h.tmpdir()
+  local port = h.free_tcp_port()
+  local r = { port = port, dir = dir }
+  r.proc = spawn(string.format("redis-server --bind 127.0.0.1 --port %d --dir %s "
+                               .. "--appendonly yes --appendfsync always --save '' "
+                               .. "--daemonize no", port, h.shq(dir)), dir .. "/redis.log")
+  S.redis_wait_ready(r)
+  return r
+end
+
+function S.redis_cli(r, args)
+  local p = io.popen(string.format("redis-cli -p %d %s 2>&1", r.port, args))
+  local out = p:read("a")
+  local ok = p:close()
+  return out, ok
+end
+
+function S.redis_wait_ready(r)
+  assert(h.wait_for(function()
+    local out = S.redis_cli(r, "PING")
+    return out:match("PONG")
+  end, 20, 0.1), "redis-server did not answer")
+end
+
+return S
