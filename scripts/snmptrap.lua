@@ -1,8 +1,9 @@
 -- scripts/snmptrap.lua: an SNMP notification receiver (what snmptrapd does): decodes SNMPv1
 -- traps, SNMPv2c traps and informs, and SNMPv3 (USM) traps and informs with luadgram.ber (C),
 -- applies the listener's community allow-list or users, acknowledges informs, and hands
--- every accepted notification to a Lua callback
--- and to a JSON Lines file (scripts/lib/output_jsonl.lua). Counts and reports every drop.
+-- every accepted notification to a Lua callback and to the collector's pipeline
+-- (scripts/lib/collector.lua: a JSON Lines file, NATS JetStream, Redis Streams). Counts and
+-- reports every drop.
 -- Without a callback no record table is built: ber.trap_json writes the decoded part of the
 -- line, and peer and dst straight from the message (ber.PEER_DST), in C; the handler adds
 -- time and listener (the same line, field for field, as encoding the record table with
@@ -19,6 +20,9 @@ Configuration
                      -- or { path =, flush_interval = 1, buffer_size =, max_pending =,
                      -- mkdir = } (output_jsonl); relative to the configuration's folder;
                      -- absent or false: no file (then on_trap is required)
+      nats         = { servers =, subject =, stream =, ... },  -- luadgram.nats's options
+      redis        = { server =, stream =, ... },              -- luadgram.redis's options
+                     -- (README, Outputs): each JSON line published there too
       on_trap      = "mytraps",          -- a module on script_path returning function(record,
                                          -- msg), or a table with an on_trap function
       log_interval = 10,                 -- seconds: at most one log line per kind of drop
@@ -75,8 +79,9 @@ users and non-notification PDUs (unsupported), malformed packets, SNMPv3 message
 rejects (under their usmStats names; a reportable one gets its Report, reports_sent), and
 communities not in the list (community_rejected); then the callback under pcall (an
 error is counted and logged, the record is still written; returning false keeps the record
-out of the file: filtered); then the file; then, for an inform, the Response-PDU through
-msg:reply, unless the file dropped the record, so that the sender retries.
+out of the file: filtered); then the sinks (file, nats, redis: the same line to each); then,
+for an inform, the Response-PDU through msg:reply, unless a sink dropped the record, so that
+the sender retries.
 
 Counters in /metrics (luadgramd_user_snmptrap_<listener>_<name>, every character of the
 listener's name but letters, digits and _ as _; totals of all workers, published every
@@ -85,7 +90,7 @@ unsupported + usmStatsUnsupportedSecLevels + usmStatsNotInTimeWindows +
 usmStatsUnknownUserNames + usmStatsUnknownEngineIDs + usmStatsWrongDigests +
 usmStatsDecryptionErrors; reports_sent, usm_key_evictions, community_rejected, filtered,
 written (JSON lines in the file), informs_acked,
-callback_errors, output_errors (records the file lost), reply_errors.
+callback_errors, output_errors (records the file, nats or redis lost), reply_errors.
 ]==]
 local luadgram = require "luadgram"
 local ber = require "luadgram.ber"
@@ -109,20 +114,17 @@ local H = {}
 local listener_name
 local after_time       -- what follows a line's time: 'Z","listener":<name as JSON>,'
 local allowed          -- set of accepted communities, nil = any
-local out              -- the JSON Lines output, nil = none
+local col              -- the collector: sinks, counters, the timer
+local has_lines        -- a sink takes the JSON lines
+local lines_to, put_line -- col:line_writer(): put_line(lines_to, line) hands a line on
 local callback         -- function(record, msg) or nil
 local log_interval = 10
 local reports = {}     -- kind -> { last = time of the last line, held = drops since }
-local counters         -- name -> luadgram counter (shared by the workers)
-local timer            -- publishes the tallies every second
 local usm              -- ber.usm object when options.users is given (SNMPv3), else nil
--- Counts not yet added to the shared counters (the hot path makes no C call for them), and
--- the output's own counts already published.
-local n = { received = 0, decoded = 0, malformed = 0, unsupported = 0, community_rejected = 0,
-            filtered = 0, informs_acked = 0, callback_errors = 0, reply_errors = 0,
-            reports_sent = 0 }
-for _, name in ipairs(USM_STATS) do n[name] = 0 end
-local published = { written = 0, dropped = 0, evictions = 0 }
+-- Counts not yet added to the shared counters (col.n: the hot path makes no C call for
+-- them), and the USM's key evictions already counted.
+local n
+local evictions = 0
 
 -- ---- small helpers ----
 
@@ -145,7 +147,9 @@ local function rfc3339(t)
   return format("%s.%06dZ", stamp_prefix, floor((t - sec) * 1e6))
 end
 
-local utf8_fix = require("output_jsonl").utf8_fix
+local output_jsonl = require "output_jsonl"
+local collector = require "collector"
+local utf8_fix, encode_line = output_jsonl.utf8_fix, output_jsonl.encode
 local encode_string = cjson.new().encode
 
 -- The members "peer":..[,"dst":..] of a stand-in message (a table: the specs'), as
@@ -182,34 +186,12 @@ local function report(kind, fmt, ...)
   luadgram.log.warn(format("snmptrap %s: %s", listener_name, line))
 end
 
--- Adds the tallies and the output's counts to the shared counters.
-local function publish()
-  if not counters then return end
-  for k, v in pairs(n) do
-    if v > 0 then
-      counters[k]:inc(v)
-      n[k] = 0
-    end
-  end
-  if out then
-    local w, d = out.written, out.dropped
-    if w > published.written then counters.written:inc(w - published.written) end
-    if d > published.dropped then counters.output_errors:inc(d - published.dropped) end
-    published.written, published.dropped = w, d
-  end
-  if usm then
-    local e = usm:stats().evictions
-    if e > published.evictions then counters.usm_key_evictions:inc(e - published.evictions) end
-    published.evictions = e
-  end
-end
-
-local function tick()
-  publish()
-  if out and out.failing then
-    report("output errors", "cannot write %s (%d records waiting): %s", out.path, out.lines,
-           tostring(out.failing))
-  end
+-- The USM's key evictions since the last call, into the tallies (the collector's tick).
+local function count_evictions()
+  if not usm then return end
+  local e = usm:stats().evictions
+  if e > evictions then n.usm_key_evictions = n.usm_key_evictions + e - evictions end
+  evictions = e
 end
 
 -- ---- options ----
@@ -254,31 +236,6 @@ local function load_callback(name)
   return mod
 end
 
--- options.file: a path, or { path =, flush_interval =, buffer_size =, max_pending =, mkdir = }
--- (output_jsonl's options); a relative path is resolved against the configuration's folder.
-local function open_file(v, config_dir)
-  if v == nil or v == false then return nil end
-  if type(v) == "string" then v = { path = v } end
-  if type(v) ~= "table" or type(v.path) ~= "string" or v.path == "" then
-    init_error("options.file must be a path or { path = ... }, not %s", show(v))
-  end
-  local path = v.path
-  if path:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
-    path = config_dir .. "/" .. path
-  end
-  local flush = v.flush_interval or 1
-  if type(flush) ~= "number" or not (flush >= 0.01) then
-    init_error("options.file.flush_interval must be a number of seconds >= 0.01, not %s",
-               show(flush))
-  end
-  local ok, o, err = pcall(require("output_jsonl").open, {
-    path = path, flush_interval = flush, every = luadgram.every, buffer_size = v.buffer_size,
-    max_pending = v.max_pending, mkdir = v.mkdir })
-  if not ok then init_error("options.file: %s", tostring(o)) end
-  if not o then init_error("options.file: cannot open %s", tostring(err)) end
-  return o
-end
-
 local COUNTERS = {
   received = "datagrams received",
   decoded = "well-formed SNMPv1/v2c/v3 traps and informs",
@@ -289,7 +246,8 @@ local COUNTERS = {
   written = "JSON lines written to the file",
   informs_acked = "informs acknowledged with a Response-PDU",
   callback_errors = "errors raised by the on_trap callback",
-  output_errors = "records the file lost (could not encode, or could not write for long)",
+  output_errors = "records the file, nats or redis lost (could not encode, could not write "
+                  .. "for long, spool full)",
   reply_errors = "inform acknowledgements that could not be sent",
   reports_sent = "SNMPv3 Report-PDUs sent (engine discovery, time window, USM errors)",
   usm_key_evictions = "localized keys evicted from the key cache (users without engine_id)",
@@ -340,7 +298,10 @@ local function load_mibs(v, config_dir)
 end
 
 local OPTIONS = { communities = true, file = true, on_trap = true, log_interval = true,
-                  mibs = true, users = true, engine_id = true, state_dir = true }
+                  mibs = true, users = true, engine_id = true, state_dir = true, nats = true,
+                  redis = true }
+local TALLY = { file = { written = "written", dropped = "output_errors" },
+                ["*"] = { dropped = "output_errors" } }
 local USER_OPTIONS = { name = true, auth = true, auth_pass = true, auth_key = true,
                        priv = true, priv_pass = true, priv_key = true, engine_id = true,
                        level = true }
@@ -357,7 +318,11 @@ local function state_folder(options, config_dir)
     local sd = os.getenv("STATE_DIRECTORY")
     if sd and sd ~= "" then dir = sd:match("^[^:]+") end
   end
-  if not dir and out then dir = out.path:match("^(.*)/[^/]*$") end
+  local file = options.file
+  if type(file) == "table" then file = file.path end
+  if not dir and type(file) == "string" and file ~= "" then
+    dir = collector.resolve({ config_dir = config_dir }, file):match("^(.*)/[^/]*$")
+  end
   dir = dir or config_dir or "."
   if dir:sub(1, 1) ~= "/" and config_dir and config_dir ~= "" then
     dir = config_dir .. "/" .. dir
@@ -411,7 +376,7 @@ function H.init(listener, options)
   for k in pairs(options) do   -- a misspelt "communities" must not open the door
     if not OPTIONS[k] then
       init_error("unknown option %s (communities, file, on_trap, log_interval, mibs, users, "
-                 .. "engine_id, state_dir)", show(k))
+                 .. "engine_id, state_dir, nats, redis)", show(k))
     end
   end
   log_interval = options.log_interval or 10
@@ -423,32 +388,23 @@ function H.init(listener, options)
   mib_names = load_mibs(options.mibs, listener.config_dir)
   trap_json = mib_names and ber.trap_json_named(mib_names) or ber.trap_json
   callback = load_callback(options.on_trap)
-  if not options.file and not callback then
-    init_error("options.file or options.on_trap is required (where would the traps go?)")
+  if not options.file and not options.nats and not options.redis and not callback then
+    init_error("options.file (or nats, redis) or options.on_trap is required (where would "
+               .. "the traps go?)")
   end
-  out = open_file(options.file, listener.config_dir)
   usm = load_users(options, listener)
   if usm and mib_names then usm:set_names(mib_names) end -- names for v3 records too
-  local prefix = "snmptrap_" .. listener.name:gsub("[^%w_]", "_") .. "_"
-  counters = {}
-  for name, help in pairs(COUNTERS) do
-    counters[name] = luadgram.counter(prefix .. name, help .. " (snmptrap listener "
-                                      .. listener.name .. ")")
-  end
-  timer = luadgram.every(1, tick)
+  evictions = 0
+  col = collector.new { listener = listener, options = options, handler = "snmptrap",
+    sinks = { "file", "nats", "redis" }, counters = COUNTERS, tally = TALLY,
+    raise = init_error, on_tick = count_evictions }
+  n, has_lines = col.n, col.nlines > 0
+  lines_to, put_line = col:line_writer()
 end
 
 function H.stop()
-  if timer then timer:cancel() timer = nil end
-  if usm then publish() usm:close() usm = nil end
-  if out then
-    local ok, err = out:close()
-    if not ok then
-      luadgram.log.error(format("snmptrap %s: lost records closing %s: %s", listener_name,
-                                out.path, tostring(err)))
-    end
-  end
-  publish()
+  if usm then count_evictions() usm:close() usm = nil end
+  if col then col:close() end
 end
 
 -- ---- the record ----
@@ -554,11 +510,9 @@ local function reject(msg, community, pdu)
          pdu, tostring(msg.peer), community:find("[^ -~]") and hex(community) or community)
 end
 
--- Hands a line (or a record) to the file; false when the file dropped it.
-local function store(ok, err, peer)
-  if ok then return true end
-  report("output errors", "dropped the record from %s: %s", peer, tostring(err))
-  return false
+-- Reports a record a sink (or the encoding) dropped.
+local function lost(peer, err)
+  report("output errors", "dropped the record from %s: %s", tostring(peer), tostring(err))
 end
 
 -- With a callback: the record as a table, for the callback, then encoded by the output.
@@ -587,10 +541,16 @@ local function message_with_callback(msg, data)
     n.filtered = n.filtered + 1
   end
   local stored = true
-  if out and keep then
-    -- A callback may have added strings that are not UTF-8: the output checks. A line the
-    -- output keeps after a failed flush is not lost (it is written again); a dropped one is.
-    stored = store(out:write(record, false), record.peer)
+  if has_lines and keep then
+    -- A callback may have added strings that are not UTF-8: encode checks. A line the file
+    -- keeps after a failed flush is not lost (it is written again); a dropped one is.
+    local line, err = encode_line(record, false)
+    if line then
+      stored, err = put_line(lines_to, line)
+    else
+      n.output_errors = n.output_errors + 1
+    end
+    if not stored then lost(record.peer, err) end
   end
   if pdu == "inform" and stored then acknowledge(msg, data) end
 end
@@ -630,9 +590,9 @@ function H.message(msg)
   if allowed and version ~= "v3" and not allowed[community] then
     return reject(msg, community, pdu)
   end
-  local ok, err = out:write_line(line)
+  local ok, err = put_line(lines_to, line)
   if not ok then
-    store(ok, err, tostring(msg.peer))
+    lost(msg.peer, err)
   elseif pdu == "inform" then
     acknowledge(msg, msg.data)
   end

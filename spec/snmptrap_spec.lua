@@ -371,7 +371,8 @@ describe("snmptrap handler (scripts/snmptrap.lua)", function()
     end
 
     local bad = {
-      { {}, "options.file or options.on_trap is required (where would the traps go?)" },
+      { {}, "options.file (or nats, redis) or options.on_trap is required (where would the "
+            .. "traps go?)" },
       { { communities = 5, file = "t.jsonl" },
         "options.communities must be a list of strings, not 5" },
       { { communities = { "public", 7 }, file = "t.jsonl" },
@@ -387,7 +388,7 @@ describe("snmptrap handler (scripts/snmptrap.lua)", function()
         "options.file.flush_interval must be a number of seconds >= 0.01, not 0" },
       { { communitites = { "public" } },
         'unknown option "communitites" (communities, file, on_trap, log_interval, mibs, users, '
-        .. 'engine_id, state_dir)' },
+        .. 'engine_id, state_dir, nats, redis)' },
       { { log_interval = "often", file = "t.jsonl" },
         'options.log_interval must be a number of seconds >= 0, not "often"' },
     }

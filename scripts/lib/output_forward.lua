@@ -20,8 +20,14 @@ API
   sent = fwd:send(rec, fallback_time [, origin])
     Formats rec once and sends it to every destination; returns how many sends succeeded.
     rec is not changed (its hostname is restored after formatting).
-  fwd.sent, fwd.failed   datagrams sent / sends that failed, since open
-  fwd.last_error         "addr: ERR" of the last failed send (nil until one fails)
+  ok, err = fwd:write(rec, fallback_time [, origin])   send, as the sink contract has it:
+                         true, or nil, err when a send failed
+  fwd:flush(), fwd:close()   nothing to do (datagrams are sent at once): true
+  fwd.written, fwd.dropped   datagrams sent / sends that failed, since open
+  fwd.failing            "addr: ERR" of the last failed send (nil until one fails)
+
+  fwd = output_forward.sink(v, ctx)   the collector's `forward` sink (scripts/lib/
+    collector.lua): v is options.forward, an address, a list, or { to =, fill_hostname = }
 ]==]
 
 local syslog_parse = require "syslog_parse"
@@ -64,8 +70,8 @@ function M.open(opts)
     list[i] = a
   end
   return setmetatable({ listener = opts.listener, to = list, n = #list, send_fn = opts.send,
-    fill_hostname = opts.fill_hostname ~= false, sent = 0, failed = 0, last_error = nil },
-    Fwd)
+    fill_hostname = opts.fill_hostname ~= false, written = 0, dropped = 0, failing = nil,
+    what = table.concat(list, ", ") }, Fwd)
 end
 
 function Fwd:send(rec, fallback_time, origin)
@@ -84,12 +90,29 @@ function Fwd:send(rec, fallback_time, origin)
     if ok then
       ok_count = ok_count + 1
     else
-      self.failed = self.failed + 1
-      self.last_error = to[i] .. ": " .. tostring(err)
+      self.dropped = self.dropped + 1
+      self.failing = to[i] .. ": " .. tostring(err)
     end
   end
-  self.sent = self.sent + ok_count
+  self.written = self.written + ok_count
   return ok_count
+end
+
+function Fwd:write(rec, fallback_time, origin)
+  if self:send(rec, fallback_time, origin) == self.n then return true end
+  return nil, self.failing
+end
+
+function Fwd:flush() return true end
+Fwd.close = Fwd.flush
+
+function M.sink(v, ctx)
+  local to, fill = v, nil
+  if type(v) == "table" and v.to ~= nil then to, fill = v.to, v.fill_hostname end
+  local ok, fwd = pcall(M.open, { listener = ctx.listener.name, to = to,
+    send = ctx.luadgram.send, fill_hostname = fill })
+  if not ok then return nil, fwd end
+  return fwd
 end
 
 return M

@@ -21,7 +21,7 @@ API
     mkdir           create the file's missing folder (mkdir -p) (default true)
     Returns nil, err when the file cannot be opened.
 
-  ok, err = out:write(tbl [, utf8_ok])
+  ok, err = out:write(tbl [, utf8_ok])   (a string: out:write_line(tbl), the sink contract)
   ok, err = out:write_line(json)   -- an already encoded object (valid UTF-8, no newline)
   ok, err = out:write_lines(lines, count)  -- count such objects, each followed by "\n"
     Encodes tbl as one line. Returns true, or nil, err when the line is dropped (tbl cannot
@@ -38,6 +38,11 @@ API
                            are counted in out.dropped
   out.written, out.dropped lines written to the file / lost, since open (for counters)
   out.path
+  line, err = output_jsonl.encode(tbl [, utf8_ok])   the line write would add, or nil, err
+  out, err = output_jsonl.sink(v, ctx)   the collector's `file` sink (scripts/lib/collector.lua):
+                           v is options.file, a path or { path =, flush_interval = 1,
+                           buffer_size =, max_pending =, mkdir = } (a relative path is
+                           relative to the configuration's folder); no timer of its own
   output_jsonl.base64(s)   standard base64 (RFC 4648, with padding)
   output_jsonl.utf8_fix(s) s with every byte that is not part of valid UTF-8 replaced by
                            U+FFFD (s itself when it is valid)
@@ -193,23 +198,29 @@ function M.open(opts)
   return self
 end
 
+-- One JSON line of tbl (valid UTF-8: see write), or nil, err when tbl cannot be encoded.
+local function encode_line(tbl, utf8_ok)
+  local ok, line = pcall(encode, tbl)
+  if not ok then return nil, line end
+  if not utf8_ok and not utf8_len(line) then
+    ok, line = pcall(encode, utf8_copy(tbl, 0))
+    if not ok then return nil, line end
+  end
+  return line
+end
+M.encode = encode_line
+
 function Out:write(tbl, utf8_ok)
+  if type(tbl) == "string" then return self:write_line(tbl) end -- the sink contract
   if self.bytes >= self.max_pending then -- close() sets max_pending to -1
     self.dropped = self.dropped + 1
     if self.closed then return nil, "output closed" end
     return nil, "output buffer full (" .. tostring(self.failing) .. ")"
   end
-  local ok, line = pcall(encode, tbl)
-  if not ok then
+  local line, err = encode_line(tbl, utf8_ok)
+  if not line then
     self.dropped = self.dropped + 1
-    return nil, line
-  end
-  if not utf8_ok and not utf8_len(line) then
-    ok, line = pcall(encode, utf8_copy(tbl, 0))
-    if not ok then
-      self.dropped = self.dropped + 1
-      return nil, line
-    end
+    return nil, err
   end
   return self:write_line(line)
 end
@@ -315,6 +326,29 @@ function Out:close()
   self.closed, self.max_pending = true, -1
   if not ok then return nil, err end
   return true
+end
+
+-- The collector's `file` sink: options.file checked (errors raised through ctx.raise), the
+-- file opened without a timer of its own (the collector's timer flushes it).
+function M.sink(v, ctx)
+  local raise = ctx.raise
+  if type(v) == "string" then v = { path = v } end
+  if type(v) ~= "table" or type(v.path) ~= "string" or v.path == "" then
+    raise("options.file must be a path or { path = ... }, not %s",
+          type(v) == "string" and string.format("%q", v) or tostring(v))
+  end
+  local fi = v.flush_interval or 1
+  if type(fi) ~= "number" or not (fi >= 0.01) then
+    raise("options.file.flush_interval must be a number of seconds >= 0.01, not %s",
+          tostring(fi))
+  end
+  local path = require("collector").resolve(ctx.listener, v.path)
+  local ok, out, err = pcall(M.open, { path = path, buffer_size = v.buffer_size,
+    max_pending = v.max_pending, mkdir = v.mkdir })
+  if not ok then return nil, out end
+  if not out then return nil, "cannot open " .. tostring(err) end
+  out.flush_interval, out.what = fi, path
+  return out
 end
 
 return M
