@@ -33,35 +33,6 @@ local function start_daemon(c, spool_dir, extra)
   return d, port, eport, mport
 end
 
--- Sends records "rec-<from>" .. "rec-<to>" at about `rate` a second; calls during(i) before
--- each one (a failover step). Bounded in count and time.
-local function load(c, port, from, to, rate, during)
-  local start = h.now()
-  for i = from, to do
-    if during then during(i) end
-    c:send("127.0.0.1", port, "rec-" .. i)
-    local ahead = (i - from + 1) / rate - (h.now() - start)
-    if ahead > 0.005 then h.sleep(ahead) end
-  end
-end
-
--- Waits until every record published was acknowledged and nothing is in flight or spooled.
-local function wait_settled(mport, published, timeout)
-  local last
-  local ok = h.wait_for(function()
-    local text = h.metrics(mport)
-    if not text then return false end
-    local function m(n) return h.metric(text, "luadgramd_output_" .. n, "pub") end
-    last = string.format("published %s acked %s retried %s spooled %s inflight %s "
-                         .. "spool_bytes %s dropped %s", m("published_total"), m("acked_total"),
-                         m("retried_total"), m("spooled_total"), m("inflight"),
-                         m("spool_bytes"), m("dropped_total"))
-    return m("published_total") == published and m("inflight") == 0 and m("spool_bytes") == 0
-           and m("acked_total") >= published
-  end, timeout or 40, 0.2)
-  assert(ok, "the output did not settle: " .. tostring(last))
-end
-
 -- Asserts the stream holds exactly records rec-1 .. rec-n, each once, each with its own id.
 local function assert_exactly(c, n)
   local count, msgs = S.nats_dump(c, STREAM)
@@ -100,7 +71,7 @@ describe("luadgram.nats", function()
     local echo = h.udp("inet", "127.0.0.1")
     local leader, leader_name
     local worst = {}
-    load(c, port, 1, N, 2000, function(i)
+    S.load(c, port, 1, N, 2000, function(i)
       if i == N // 3 then
         -- stopped first, so that records are in flight (stored or not, their acks lost)
         -- when it is killed
@@ -118,7 +89,7 @@ describe("luadgram.nats", function()
         worst[#worst + 1] = h.now() - t0
       end
     end)
-    wait_settled(mport, N)
+    S.wait_settled(mport, "pub", N)
     assert_exactly(cluster, N)
     assert.are.equal(0, h.metric(h.metrics(mport), "luadgramd_kernel_drops_total", "pub"))
     table.sort(worst)
@@ -135,9 +106,9 @@ describe("luadgram.nats", function()
     local spool = h.tmpdir()
     local d, port, _, mport = start_daemon(cluster, spool)
     local c = h.udp("inet", "127.0.0.1")
-    load(c, port, 1, N // 4, 2000)
+    S.load(c, port, 1, N // 4, 2000)
     for _, node in pairs(cluster.nodes) do node:stop("TERM") end
-    load(c, port, N // 4 + 1, N // 2, 2000)
+    S.load(c, port, N // 4 + 1, N // 2, 2000)
     assert.truthy(h.wait_for(function() return d:log():match("output 'nats': spooling") end, 10))
     -- the records sent before libnats saw the servers go come back after ack_wait (2 s)
     local spooled
@@ -149,8 +120,8 @@ describe("luadgram.nats", function()
     assert.is_true(spooled >= N // 4, "spooled " .. tostring(spooled))
     for _, node in pairs(cluster.nodes) do node:restart() end
     S.nats_wait_ready(cluster)
-    load(c, port, N // 2 + 1, N, 2000)
-    wait_settled(mport, N)
+    S.load(c, port, N // 2 + 1, N, 2000)
+    S.wait_settled(mport, "pub", N)
     assert_exactly(cluster, N)
     assert.truthy(d:log():match("output 'nats': spool drained"))
   end)
@@ -159,10 +130,10 @@ describe("luadgram.nats", function()
     local spool = h.tmpdir()
     local d, port, _, mport = start_daemon(cluster, spool)
     local c = h.udp("inet", "127.0.0.1")
-    load(c, port, 1, N // 2, 2000)
-    wait_settled(mport, N // 2)
+    S.load(c, port, 1, N // 2, 2000)
+    S.wait_settled(mport, "pub", N // 2)
     for _, node in pairs(cluster.nodes) do node:stop("TERM") end
-    load(c, port, N // 2 + 1, N, 2000)
+    S.load(c, port, N // 2 + 1, N, 2000)
     assert.are.equal(N, h.wait_metric(mport, "luadgramd_output_published_total", "pub", N, 10))
     local how, code = d:stop(10)
     assert.are.equal("exit", how)

@@ -24,30 +24,6 @@ local function start_daemon(r, spool_dir)
   return d, port, mport
 end
 
-local function load(c, port, from, to, rate, during)
-  local start = h.now()
-  for i = from, to do
-    if during then during(i) end
-    c:send("127.0.0.1", port, "rec-" .. i)
-    local ahead = (i - from + 1) / rate - (h.now() - start)
-    if ahead > 0.005 then h.sleep(ahead) end
-  end
-end
-
--- The stream's entries: a list of { id =, data = } (one XRANGE; --raw prints each entry
--- as five lines: stream id, "id", record id, "data", data; the records hold no newline).
-local function entries(r)
-  local text = S.redis_cli(r, "--raw XRANGE syslog - + COUNT " .. (10 * N))
-  local lines, out = {}, {}
-  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
-  for i = 1, #lines - 4, 5 do
-    assert.are.equal("id", lines[i + 1])
-    assert.are.equal("data", lines[i + 3])
-    out[#out + 1] = { id = lines[i + 2], data = lines[i + 4] }
-  end
-  return out
-end
-
 describe("luadgram.redis", function()
   local redis
 
@@ -63,7 +39,7 @@ describe("luadgram.redis", function()
     local d, port, mport = start_daemon(redis, h.tmpdir())
     local c = h.udp("inet", "127.0.0.1")
     local acked_before_kill
-    load(c, port, 1, N, 2000, function(i)
+    S.load(c, port, 1, N, 2000, function(i)
       if i == N // 3 then
         -- stopped first: records are in flight when it is killed (their replies lost)
         acked_before_kill = h.metric(h.metrics(mport), "luadgramd_output_acked_total", "pub")
@@ -75,18 +51,9 @@ describe("luadgram.redis", function()
       end
     end)
     S.redis_wait_ready(redis)
-    local last
-    assert.truthy(h.wait_for(function()
-      local text = h.metrics(mport)
-      if not text then return false end
-      local function m(n) return h.metric(text, "luadgramd_output_" .. n, "pub") end
-      last = string.format("published %s acked %s inflight %s spool_bytes %s",
-                           m("published_total"), m("acked_total"), m("inflight"), m("spool_bytes"))
-      return m("published_total") == N and m("inflight") == 0 and m("spool_bytes") == 0
-             and m("acked_total") >= N
-    end, 40, 0.2), "did not settle: " .. tostring(last))
+    S.wait_settled(mport, "pub", N)
     local seen, by_data = {}, {}
-    for _, e in ipairs(entries(redis)) do
+    for _, e in ipairs(S.redis_entries(redis, "syslog", 10 * N)) do
       assert.truthy(e.id:match("^pub/1/%x+/%d+$"), "bad id " .. e.id)
       if seen[e.data] then
         assert.are.equal(seen[e.data], e.id) -- a duplicate repeats its record's id

@@ -177,4 +177,50 @@ function S.redis_wait_ready(r)
   end, 20, 0.1), "redis-server did not answer")
 end
 
+-- The stream's entries: a list of { id =, data = } (one XRANGE of at most max entries;
+-- --raw prints each entry as five lines: stream id, "id", record id, "data", data; the
+-- records hold no newline).
+function S.redis_entries(r, stream, max)
+  local text = S.redis_cli(r, string.format("--raw XRANGE %s - + COUNT %d", stream, max))
+  local lines, out = {}, {}
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  for i = 1, #lines - 4, 5 do
+    assert(lines[i + 1] == "id" and lines[i + 3] == "data", "bad XRANGE entry at line " .. i)
+    out[#out + 1] = { id = lines[i + 2], data = lines[i + 4] }
+  end
+  return out
+end
+
+-- ---- load and settling, for every output spec ----
+
+-- Sends payload(i) for i = from .. to at about `rate` a second from udp socket c; calls
+-- during(i) before each one (a failover step). Bounded in count and time.
+function S.load(c, port, from, to, rate, during, payload)
+  local start = h.now()
+  for i = from, to do
+    if during then during(i) end
+    c:send("127.0.0.1", port, payload and payload(i) or "rec-" .. i)
+    local ahead = (i - from + 1) / rate - (h.now() - start)
+    if ahead > 0.005 then h.sleep(ahead) end
+  end
+end
+
+-- Waits (timeout s, default 40) until listener's output published `published` records,
+-- all acknowledged, nothing in flight or spooled; raises with the counters otherwise.
+function S.wait_settled(mport, listener, published, timeout)
+  local last
+  local ok = h.wait_for(function()
+    local text = h.metrics(mport)
+    if not text then return false end
+    local function m(n) return h.metric(text, "luadgramd_output_" .. n, listener) end
+    last = string.format("published %s acked %s retried %s spooled %s inflight %s "
+                         .. "spool_bytes %s dropped %s", m("published_total"), m("acked_total"),
+                         m("retried_total"), m("spooled_total"), m("inflight"),
+                         m("spool_bytes"), m("dropped_total"))
+    return m("published_total") == published and m("inflight") == 0 and m("spool_bytes") == 0
+           and m("acked_total") >= published
+  end, timeout or 40, 0.2)
+  assert(ok, "the output did not settle: " .. tostring(last))
+end
+
 return S
