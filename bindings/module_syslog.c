@@ -8,17 +8,19 @@
  *     Exactly syslog_parse.lua's parse (scripts/lib/syslog_parse.lua documents the record):
  *     the same fields, values and number types for the same arguments.
  *
- *   json_line = syslog.json_writer{ listener =, raw =, hostname = }
+ *   json_line = syslog.json_writer{ listener =, raw =, hostname =, record = }
  *     listener  the listener's name ("listener" in every line; nil: left out)
  *     raw       when a line carries raw_b64 (the datagram, base64): "errors" (default: with
  *               a parse error), "always", "never"
  *     hostname  true: json_line also returns the record's HOSTNAME (for host filters)
+ *     record    true: json_line also returns, last, the record parse would give (the same
+ *               parse: a collector that writes and forwards parses once)
  *     Returns a function owning one buffer for its lines (64 KiB; longer lines go through a
  *     luaL_Buffer). Raises on a bad option.
  *
- *   line, code, failed [, hostname] = json_line(data, now [, tz_offset [, peer [, dst
- *                                               [, creds]]]])
- *   line, code, failed [, hostname] = json_line(msg, now [, tz_offset])
+ *   line, code, failed [, hostname] [, rec] = json_line(data, now [, tz_offset [, peer
+ *                                                       [, dst [, creds]]]])
+ *   line, code, failed [, hostname] [, rec] = json_line(msg, now [, tz_offset])
  *     Parses data as parse(data, now, { tz_offset = tz_offset }) does and returns its JSON
  *     object, the line scripts/syslog.lua writes (see there; no newline): "received" is now,
  *     "peer" and "dst" the strings given, "creds" the integers creds.pid, .uid, .gid. Given
@@ -271,6 +273,7 @@ enum { SLC_LAST_NONE, SLC_LAST_PEND, SLC_LAST_OVERFLOW };
 struct slc_writer {
     int raw;                  /* SLC_RAW_* */
     bool want_host;
+    bool want_record;         /* json_line: the record table too (option record) */
     bool has_listener;
     uint8_t last;             /* batch: where the last add put its line (SLC_LAST_*) */
     size_t listener_len;
@@ -415,7 +418,14 @@ static int slc_json_line(lua_State *L)
     } else {
         slc_push_long_line(L, &c);
     }
-    return 1 + slc_push_fields(L, w, &c);
+    int nres = 1 + slc_push_fields(L, w, &c);
+    if (w->want_record) {
+        lua_pushlstring(L, c.data, c.len);                    /* ... data */
+        slc_push_record(L, &c.rec, lua_gettop(L));            /* ... data rec */
+        lua_remove(L, -2);
+        nres++;
+    }
+    return nres;
 }
 
 /* add(data, now [, tz_offset [, peer [, dst [, creds]]]]) -> code, failed, full [, hostname]
@@ -506,6 +516,8 @@ static struct slc_writer *slc_new_writer(lua_State *L, const char *fn, size_t ca
     int raw = luaL_checkoption(L, -1, "errors", raw_modes);
     lua_getfield(L, 1, "hostname");
     bool want_host = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "record");
+    bool want_record = lua_toboolean(L, -1);
     size_t listener_len = 0;
     const char *listener = NULL;
     if (lua_getfield(L, 1, "listener") != LUA_TNIL) {
@@ -516,6 +528,7 @@ static struct slc_writer *slc_new_writer(lua_State *L, const char *fn, size_t ca
     struct slc_writer *w = lua_newuserdatauv(L, sizeof *w + cap + listener_len + 1, 1);
     w->raw = raw;
     w->want_host = want_host;
+    w->want_record = want_record;
     w->has_listener = listener != NULL;
     w->last = SLC_LAST_NONE;
     w->pend_len = w->pend_lines = w->last_len = 0;

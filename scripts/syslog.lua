@@ -25,13 +25,15 @@ listen "syslog" {
   },
 }
 At least one of file, forward, nats and redis. A relative file (or spool) path is relative
-to the configuration's folder; its folder is created when missing. The file is opened by init and closed by stop,
-so a reload (SIGHUP, after logrotate moved the file) starts a new file: the new states open
+to the configuration's folder; its folder is created when missing. The file is opened by
+init and closed by stop, so a reload (SIGHUP, after logrotate moved the file) starts a new
+file: the new states open
 it before the old ones flush their last lines into the old one; nothing is lost.
 
-Each datagram is parsed once: with only line sinks (file, nats, redis) into its JSON line in
-C (file alone: gathered in C, no Lua string per line); with forward (or encoder = "cjson")
-into a record table, from which both the RFC 5424 datagram and the JSON line are made.
+Each datagram is parsed once, in C, into its JSON line (file alone: gathered in C, no Lua
+string per line; several sinks: one string, the same to each), and with forward also into
+the record table the RFC 5424 datagram is made from (luadgram.syslog's json_writer with
+record = true). encoder = "cjson": into the record table, whose line lua-cjson writes.
 
 One JSON object per message (keys in no particular order; absent values are left out):
   listener   the listener's name
@@ -81,8 +83,9 @@ local tz               -- zone of RFC 3164 timestamps (seconds east of UTC) or n
 local popts            -- options for parse (forwarding): { tz_offset = tz }
 local tz_local         -- tz_offset = "local": refreshed by the timer
 local add_line, drop_line, take_lines -- syslog_c.json_batch: parse, encode, gather (file)
-local json_line        -- syslog_c.json_writer: parse, encode, one string (nats, redis)
-local use_table        -- records as tables: forward, or options.encoder == "cjson"
+local json_line        -- syslog_c.json_writer: parse, encode, one string (and the record
+                       -- table when forwarding): several line sinks, or forward
+local use_cjson        -- options.encoder == "cjson"
 local raw_mode         -- options.raw
 local this_host        -- HOSTNAME for forwarded local (unix) messages that have none
 
@@ -130,9 +133,8 @@ function H.init(listener, options)
   if encoder ~= "c" and encoder ~= "cjson" then
     bad("options.encoder must be \"c\" or \"cjson\"")
   end
-  local writer = { listener = name, raw = raw, hostname = keep_host ~= nil }
-  add_line, drop_line, take_lines = syslog_c.json_batch(writer)
-  json_line = syslog_c.json_writer(writer)
+  add_line, drop_line, take_lines = syslog_c.json_batch { listener = name, raw = raw,
+    hostname = keep_host ~= nil }
 
   if options.forward ~= nil then
     local hf = io.open("/proc/sys/kernel/hostname", "r")
@@ -151,7 +153,9 @@ function H.init(listener, options)
     end }
   n, file, fwd, has_lines = col.n, col.file, col.forward, col.nlines > 0
   lines_to, put_line = col:line_writer()
-  use_table = fwd ~= nil or encoder == "cjson"
+  use_cjson = encoder == "cjson"
+  json_line = syslog_c.json_writer { listener = name, raw = raw, hostname = true,
+    record = fwd ~= nil }
 end
 
 -- The record parse gave, turned into the object the C writer encodes (names for facility
@@ -178,8 +182,8 @@ local function peer_ip(msg)
   return peer and peer.ip -- nil for unix senders
 end
 
--- Forward (or encoder = "cjson"): parsed once into a table; forwarded from it, then its
--- JSON line encoded from it.
+-- encoder = "cjson", or forward alone: parsed once into a table; forwarded from it, and its
+-- JSON line encoded from it by lua-cjson.
 local function message_table(msg, now)
   local ip = peer_ip(msg)
   local rec = parse(msg.data, now, popts)
@@ -201,8 +205,8 @@ end
 function H.message(msg)
   n.received = n.received + 1
   local now = now_fn()
-  if use_table then return message_table(msg, now) end
-  if file and col.nlines == 1 then
+  if use_cjson or not has_lines then return message_table(msg, now) end
+  if file and col.nlines == 1 and not fwd then
     -- The default path: the line goes into the batch at once (peer, dst, creds read from
     -- msg in C); a filter takes it back.
     local code, failed, full, host = add_line(msg, now, tz)
@@ -216,13 +220,15 @@ function H.message(msg)
     if full then file:write_lines(take_lines()) end
     return
   end
-  -- Several line sinks (file, nats, redis): one string per line, the same to each.
-  local line, code, failed, host = json_line(msg, now, tz)
+  -- Several line sinks (file, nats, redis), or forward beside them: one C parse gives the
+  -- line, the same string to each sink, and (forwarding) the record table.
+  local line, code, failed, host, rec = json_line(msg, now, tz)
   if failed then n.parse_errors = n.parse_errors + 1 else n.parsed = n.parsed + 1 end
   if (keep_pri and not keep_pri[code]) or (keep_host and not keep_host(host or peer_ip(msg))) then
     n.filtered, n.dropped = n.filtered + 1, n.dropped + 1
     return
   end
+  if fwd then fwd:write(rec, now, peer_ip(msg) or this_host) end
   put_line(lines_to, line)
 end
 

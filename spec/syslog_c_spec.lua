@@ -60,6 +60,14 @@ local function check(data, opts)
   assert.equal(rec.facility * 8 + rec.severity, code)
   assert.equal(rec.parse_error ~= nil, failed)
   assert.equal(rec.hostname, host)
+  -- record = true: the same line and results, then the record of the same parse (the
+  -- collector's forward path parses once)
+  local with_record = syslog_c.json_writer { listener = opts.listener or "sys", raw = raw,
+    hostname = true, record = true }
+  local line2, code2, failed2, host2, rec2 = with_record(data, now, opts.tz, opts.peer,
+    opts.dst, opts.creds)
+  assert.same({ line, code, failed, host }, { line2, code2, failed2, host2 })
+  assert.same(syslog_c.parse(data, now, { tz_offset = opts.tz }), rec2)
   return line
 end
 
