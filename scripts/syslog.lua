@@ -86,6 +86,7 @@ local add_line, drop_line, take_lines -- syslog_c.json_batch: parse, encode, gat
 local json_line        -- syslog_c.json_writer: parse, encode, one string (and the record
                        -- table when forwarding): several line sinks, or forward
 local use_cjson        -- options.encoder == "cjson"
+local batch_only       -- the default path: the file is the only sink, encoder "c"
 local raw_mode         -- options.raw
 local this_host        -- HOSTNAME for forwarded local (unix) messages that have none
 
@@ -154,6 +155,7 @@ function H.init(listener, options)
   n, file, fwd, has_lines = col.n, col.file, col.forward, col.nlines > 0
   lines_to, put_line = col:line_writer()
   use_cjson = encoder == "cjson"
+  batch_only = file ~= nil and col.nlines == 1 and not fwd and not use_cjson
   json_line = syslog_c.json_writer { listener = name, raw = raw, hostname = true,
     record = fwd ~= nil }
 end
@@ -205,8 +207,7 @@ end
 function H.message(msg)
   n.received = n.received + 1
   local now = now_fn()
-  if use_cjson or not has_lines then return message_table(msg, now) end
-  if file and col.nlines == 1 and not fwd then
+  if batch_only then
     -- The default path: the line goes into the batch at once (peer, dst, creds read from
     -- msg in C); a filter takes it back.
     local code, failed, full, host = add_line(msg, now, tz)
@@ -220,6 +221,7 @@ function H.message(msg)
     if full then file:write_lines(take_lines()) end
     return
   end
+  if use_cjson or not has_lines then return message_table(msg, now) end
   -- Several line sinks (file, nats, redis), or forward beside them: one C parse gives the
   -- line, the same string to each sink, and (forwarding) the record table.
   local line, code, failed, host, rec = json_line(msg, now, tz)

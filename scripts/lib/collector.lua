@@ -29,7 +29,8 @@ API
   ok, err = col:write_line(line)   one JSON line (no newline) to every line sink: true, or
                               nil, err when one of them dropped it (its counters say which)
   obj, fn = col:line_writer()   for the hot path: fn(obj, line) does col:write_line(line)
-  col:tick()            what the timer does (flush due sinks, log failures, publish)
+  col:tick()            what the timer does (flush due sinks, log failures; publish the
+                        counters once a second)
   col:close()           stops the timer, closes every sink (flushing), publishes
 
 Sink contract (file: output_jsonl, forward: output_forward, nats: sink_nats, redis:
@@ -64,8 +65,8 @@ function M.new(o)
   local listener, options, raise = o.listener, o.options, o.raise
   local self = setmetatable({ luadgram = luadgram, handler = o.handler,
     name = listener.name, n = {}, sinks = {}, line_sinks = {}, nlines = 0, batch = o.batch,
-    on_tick = o.on_tick, tally = o.tally, published = {}, last_failing = {},
-    since_flush = {} }, Col)
+    on_tick = o.on_tick, published = {}, last_failing = {}, since_flush = {},
+    since_publish = 0 }, Col)
   for _, kind in ipairs(o.sinks) do
     local v = options[kind]
     if v ~= nil and v ~= false then
@@ -75,7 +76,10 @@ function M.new(o)
       sink.kind = kind
       self[kind] = sink
       self.sinks[#self.sinks + 1] = sink
-      self.published[sink] = { written = 0, dropped = 0 }
+      -- the counters its counts add to, and its counts already added
+      local map = o.tally[kind] or o.tally["*"] or {}
+      self.published[sink] = { written = 0, dropped = 0, to_written = map.written,
+                               to_dropped = map.dropped }
       self.since_flush[sink] = 0
       if SINKS[kind].lines then
         self.nlines = self.nlines + 1
@@ -127,18 +131,17 @@ end
 -- Adds the tallies and the sinks' counts since the last time to the shared counters.
 function Col:publish()
   local n, counters = self.n, self.counters
-  local add = {}
   for _, sink in ipairs(self.sinks) do
-    local map = self.tally[sink.kind] or self.tally["*"] or {}
     local seen = self.published[sink]
-    for _, what in ipairs { "written", "dropped" } do
-      local v = sink[what]
-      local name = map[what]
-      if name and v > seen[what] then add[name] = (add[name] or 0) + v - seen[what] end
-      seen[what] = v
+    local w, d = sink.written, sink.dropped
+    if seen.to_written and w > seen.written then
+      n[seen.to_written] = n[seen.to_written] + w - seen.written
     end
+    if seen.to_dropped and d > seen.dropped then
+      n[seen.to_dropped] = n[seen.to_dropped] + d - seen.dropped
+    end
+    seen.written, seen.dropped = w, d
   end
-  for name, v in pairs(add) do n[name] = n[name] + v end
   for name, v in pairs(n) do
     if v > 0 then
       counters[name]:inc(v)
@@ -171,7 +174,13 @@ function Col:tick()
     self.since_flush[sink] = since
     self:log_failure(sink)
   end
-  self:publish()
+  -- the counters once a second (the timer may run more often, for a file's flush_interval)
+  local since = self.since_publish + self.period
+  if since >= 1 - 1e-9 then
+    since = 0
+    self:publish()
+  end
+  self.since_publish = since
 end
 
 function Col:close()
