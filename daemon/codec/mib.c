@@ -274,7 +274,7 @@ static void find_internet(struct mib_table *t)
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void)
 {
-    return "leak:libsmi.so\nleak:__vasprintf_internal\n";
+    return "leak:libsmi.so\n";
 }
 #endif
 
