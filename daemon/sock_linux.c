@@ -360,3 +360,16 @@ int sock_matches(int fd, const struct sock_spec *spec)
         return 0;
     return same_address(&bound, len, spec);
 }
+
+/* ---- what this platform has (netio.h) ---- */
+
+const char *sock_unsupported(const struct sock_spec *spec)
+{
+    (void)spec;
+    return NULL;
+}
+
+int sock_has_reuseport(void)
+{
+    return 1;
+}
