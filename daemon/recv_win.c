@@ -227,11 +227,14 @@ int recv_batch(int fd, struct recv_ring *ring, uint16_t local_port)
                 got = p->bufs[n].len;
             } else if (we == WSAEWOULDBLOCK) {
                 break;
-            } else if (we == WSAECONNRESET || we == WSAENETRESET) {
-                /* An ICMP error for a datagram we sent: its destination is in name. */
+            } else if (we == WSAECONNRESET || we == WSAECONNREFUSED || we == WSAENETRESET ||
+                       we == WSAEHOSTUNREACH || we == WSAENETUNREACH) {
+                /* An ICMP error for a datagram we sent (Windows: WSAECONNRESET for a port
+                 * unreachable; Wine passes the host's ECONNREFUSED on as WSAECONNREFUSED):
+                 * its destination is in name. */
                 struct recv_win_pending *pe = &recv_win_pending;
                 memset(&pe->e, 0, sizeof pe->e);
-                pe->e.err = we == WSAECONNRESET ? ECONNREFUSED : ENETUNREACH;
+                pe->e.err = win_errno(we);
                 pe->e.origin = SOCKERR_ORIGIN_ICMP;
                 if (m.namelen >= (int)sizeof(ADDRESS_FAMILY) &&
                     m.namelen <= (int)sizeof pe->e.peer) {
