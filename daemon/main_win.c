@@ -7,7 +7,10 @@
  *                                SERVICE_CONTROL_STOP / SHUTDOWN
  *   --reload PID                 makes the daemon running as PID reload (in place of SIGHUP)
  * Owns service_ctx, the one service's state (the SCM calls back with no argument). */
+#include <fcntl.h>
+#include <io.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <winsock2.h>
@@ -57,6 +60,23 @@ static DWORD WINAPI service_control(DWORD control, DWORD type, LPVOID data, LPVO
     }
 }
 
+/* A service has no console: its log (stderr) goes to luadgramd-service.log beside the
+ * program, appended. */
+static void service_log_open(void)
+{
+    char path[MAX_PATH];
+    DWORD n = GetModuleFileNameA(NULL, path, sizeof path);
+    char *slash = n ? strrchr(path, '\\') : NULL;
+    if (!slash || (size_t)(slash - path) + sizeof "\\luadgramd-service.log" > sizeof path)
+        return;
+    strcpy(slash, "\\luadgramd-service.log");
+    int fd = _open(path, _O_WRONLY | _O_CREAT | _O_APPEND | _O_BINARY, _S_IREAD | _S_IWRITE);
+    if (fd < 0)
+        return;
+    _dup2(fd, 2);
+    _close(fd);
+}
+
 static void WINAPI service_main(DWORD argc, LPWSTR *argv)
 {
     (void)argc;
@@ -64,8 +84,13 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
     service_ctx.handle = RegisterServiceCtrlHandlerExW(SERVICE_NAME, service_control, NULL);
     if (!service_ctx.handle)
         return;
+    service_log_open();
     service_report(SERVICE_RUNNING, 0);
     int rc = luadgramd_main(service_ctx.argc, service_ctx.argv);
+    char line[64]; /* on fd 2 itself: the CRT's stderr of a service has no handle */
+    int n = snprintf(line, sizeof line, "luadgramd service: exit status %d\n", rc);
+    if (n > 0)
+        (void)_write(2, line, (unsigned)n);
     service_report(SERVICE_STOPPED, (DWORD)rc);
 }
 

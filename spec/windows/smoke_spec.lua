@@ -196,4 +196,42 @@ describe("luadgramd.exe under Wine", function()
     assert.are.equal("two", (c:ask("127.0.0.1", p2, "two", 10)))
     stop(d)
   end)
+
+  it("runs as a service: --service install, net start, SERVICE_CONTROL_STOP, uninstall",
+     function()
+    -- Wine ends services with its last ordinary process: one daemon keeps the prefix's
+    -- session open while the service runs.
+    local keep = start { listeners = { { name = "keep", bind = { "127.0.0.1:" .. h.free_port() },
+                                         handler = "echo" } } }
+    local dir = h.tmpdir()
+    local svcexe = dir .. "/luadgramd.exe" -- its log goes beside it
+    assert(os.execute("cp " .. h.shq(exe) .. " " .. h.shq(svcexe)))
+    local p = h.free_port()
+    h.write(dir .. "/svc.conf", h.config_text { listeners = { { name = "echo",
+      bind = { "127.0.0.1:" .. p }, handler = "echo" } } })
+    local code, out, err = wine_run(h.shq(svcexe) .. " --service install -c "
+                                    .. h.shq(dir .. "/svc.conf"))
+    assert.are.equal(0, code, out .. err)
+    assert.truthy(out:find("service luadgramd installed", 1, true), out)
+    code, out, err = wine_run("net start luadgramd")
+    assert.are.equal(0, code, out .. err)
+    local log = dir .. "/luadgramd-service.log"
+    assert.truthy(h.wait_for(function() return (h.read(log) or ""):find("running", 1, true) end,
+                             15), "service log: " .. tostring(h.read(log)))
+    local c = h.udp("inet", "127.0.0.1")
+    assert.are.equal("svc", (c:ask("127.0.0.1", p, "svc", 10)))
+    code, out = wine_run("sc query luadgramd")
+    assert.truthy(out:find("RUNNING", 1, true), out)
+    code, out, err = wine_run("net stop luadgramd")
+    assert.are.equal(0, code, out .. err)
+    assert.truthy(h.wait_for(function()
+      return (h.read(log) or ""):find("luadgramd service: exit status 0", 1, true)
+    end, 15), "service log: " .. tostring(h.read(log)))
+    assert.truthy(h.read(log):find("info: stopped", 1, true), h.read(log))
+    code, out = wine_run("sc query luadgramd")
+    assert.truthy(out:find("STOPPED", 1, true), out)
+    code, out, err = wine_run(h.shq(svcexe) .. " --service uninstall")
+    assert.are.equal(0, code, out .. err)
+    stop(keep)
+  end)
 end)
