@@ -197,6 +197,22 @@ describe("luadgramd.exe under Wine", function()
     stop(d)
   end)
 
+  it("stops a handler call past handler_timeout (the SuspendThread watchdog) and goes on",
+     function()
+    local p = h.free_port()
+    local d = start { handler_timeout = 0.2, listeners = { { name = "rw", handler = "runaway",
+                                                              bind = { "127.0.0.1:" .. p } } } }
+    local c = h.udp("inet", "127.0.0.1")
+    for _, kind in ipairs { "loop", "pcall", "resume" } do
+      c:send("127.0.0.1", p, kind)
+      assert.are.equal("after " .. kind, c:ask("127.0.0.1", p, "after " .. kind, 15),
+                       d:explain("no answer after the runaway call '%s'", kind))
+    end
+    local n = select(2, d:log():gsub("handler ran past its time limit of 0%.2 s", ""))
+    assert.are.equal(3, n, d:explain("three calls stopped by time"))
+    stop(d)
+  end)
+
   it("runs as a service: --service install, net start, SERVICE_CONTROL_STOP, uninstall",
      function()
     -- Wine ends services with its last ordinary process: one daemon keeps the prefix's
