@@ -46,6 +46,11 @@ describe("luadgramd.exe under Wine", function()
     env = { WINEPREFIX = prefix, WINEDEBUG = "-all" }
     local code = wine_run("wineboot --init", 180)
     assert.are.equal(0, code, "wineboot --init failed in " .. prefix)
+    -- The prefix's first boot goes on in the background (services starting): wait until
+    -- its wineserver has ended, or the service manager may still be busy when the service
+    -- test starts one (observed: "Service request timeout", then no handle to it).
+    assert(os.execute(string.format("env WINEPREFIX=%s timeout 120 %s -w", h.shq(prefix),
+                                    h.shq(wineserver))), "wineserver -w after wineboot")
   end)
 
   teardown(function()
@@ -229,6 +234,11 @@ describe("luadgramd.exe under Wine", function()
                                     .. h.shq(dir .. "/svc.conf"))
     assert.are.equal(0, code, out .. err)
     assert.truthy(out:find("service luadgramd installed", 1, true), out)
+    -- The Service Control Manager knows it once `sc query` finds it.
+    assert.truthy(h.wait_for(function()
+      local _, q = wine_run("sc query luadgramd")
+      return q:find("STOPPED", 1, true)
+    end, 20, 0.2), "sc query never found the installed service")
     code, out, err = wine_run("net start luadgramd")
     assert.are.equal(0, code, out .. err)
     local log = dir .. "/luadgramd-service.log"
