@@ -26,11 +26,23 @@ target_compile_definitions(lua54 PUBLIC LUA_COMPAT_5_3)
 target_compile_options(lua54 PRIVATE -w)
 target_include_directories(lua54 PUBLIC ${LUADGRAM_WIN_DEPS}/prefix/lua/src PRIVATE ${CJSON})
 
-file(GLOB CORE_SOURCES CONFIGURE_DEPENDS daemon/*.c bindings/*.c)
-list(FILTER CORE_SOURCES EXCLUDE REGEX "(_linux\\.c|/main\\.c|/notify\\.c)$")
+# SNMPv3 USM (libcrypto) and MIB names (libsmi): neither library is cross-built here
+# (cmake/win-deps.sh builds Lua, libevent and lua-cjson only): their stubs go in, and the
+# snmptrap handler refuses `users` and `mibs` at init (cmake/features.cmake).
+option(LUADGRAM_USM "SNMPv3 USM (needs OpenSSL libcrypto: not in the Windows build)" OFF)
+option(LUADGRAM_MIBS "MIB names (needs libsmi: not in the Windows build)" OFF)
+if(LUADGRAM_USM OR LUADGRAM_MIBS)
+  message(FATAL_ERROR "LUADGRAM_USM and LUADGRAM_MIBS need OpenSSL's libcrypto and libsmi, "
+          "which the Windows build does not build (cmake/win-deps.sh): leave them OFF")
+endif()
+file(GLOB CORE_SOURCES CONFIGURE_DEPENDS daemon/*.c daemon/codec/*.c bindings/*.c)
+# The Linux-only files: the *_linux.c platform layer, systemd's notify and watchdog (their
+# no-op *_win.c stand in).
+list(FILTER CORE_SOURCES EXCLUDE REGEX "(_linux\\.c|/main\\.c|/notify\\.c|/sdwatch\\.c)$")
+luadgram_feature_sources(CORE_SOURCES)
 add_executable(luadgramd ${CORE_SOURCES} daemon/main.c)
 set_source_files_properties(daemon/main.c PROPERTIES COMPILE_DEFINITIONS main=luadgramd_main)
-target_include_directories(luadgramd PRIVATE win/include daemon bindings ${EV}/include)
+target_include_directories(luadgramd PRIVATE win/include daemon daemon/codec bindings ${EV}/include)
 target_link_libraries(luadgramd PRIVATE lua54 ${EV}/lib/libevent_extra.a ${EV}/lib/libevent_core.a
   ws2_32 mswsock iphlpapi advapi32)
 target_link_options(luadgramd PRIVATE -static)
