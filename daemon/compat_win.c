@@ -187,6 +187,23 @@ int getuid(void)
     return 1; /* never root: there is none */
 }
 
+/* RtlGenRandom is ADVAPI32's SystemFunction036 (ntsecapi.h), already linked; BCryptGenRandom
+ * would add bcrypt.dll to the DLLs windows/build allows. */
+BOOLEAN NTAPI SystemFunction036(PVOID buf, ULONG len);
+
+int getentropy(void *buf, size_t len)
+{
+    if (len > 256) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (!SystemFunction036(buf, (ULONG)len)) {
+        errno = EIO;
+        return -1;
+    }
+    return 0;
+}
+
 int getifaddrs(struct ifaddrs **ifap)
 {
     *ifap = NULL;

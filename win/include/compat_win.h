@@ -37,6 +37,10 @@ int compat_close(int fd);
 
 typedef long suseconds_t;
 
+/* getentropy (the rate limit table's hash key, worker.c): RtlGenRandom of ADVAPI32, up to
+ * 256 bytes as on Linux. 0, or -1 with errno (EIO, EINVAL). */
+int getentropy(void *buf, size_t len);
+
 struct iovec {
     void *iov_base;
     size_t iov_len;
