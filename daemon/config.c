@@ -629,6 +629,9 @@ static int config_listen_table(lua_State *L)
         const char *k = lua_tostring(L, -2);
         int kline = config_key_line(c, line, k);
         int v = lua_gettop(L);
+        const char *unsupported = sock_option_unsupported(k);
+        if (unsupported)
+            return config_raise_at(L, kline, "listener '%s': %s: %s", name, k, unsupported);
         if (strcmp(k, "bind") == 0) {
             config_parse_binds(L, c, lc, v);
         } else if (strcmp(k, "handler") == 0) {

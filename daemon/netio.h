@@ -59,6 +59,11 @@ int sock_mcast_own_only(int fd, int family);
  * exist on Windows"): the configuration reports it at the bind's line. */
 const char *sock_unsupported(const struct sock_spec *spec);
 
+/* NULL when this platform has the listener's binding option `key` ("freebind", "device",
+ * "tos", ...), else why not ("Windows has no IP_FREEBIND ..."): the configuration reports it
+ * at the key's line. */
+const char *sock_option_unsupported(const char *key);
+
 /* 1 when SO_REUSEPORT exists (Linux): with workers > 1, each UDP bind gets one socket per
  * worker; without it (Windows) one socket, read by one worker. */
 int sock_has_reuseport(void);

@@ -458,6 +458,12 @@ const char *sock_unsupported(const struct sock_spec *spec)
     return NULL;
 }
 
+const char *sock_option_unsupported(const char *key)
+{
+    (void)key;
+    return NULL;
+}
+
 int sock_has_reuseport(void)
 {
     return 1;

@@ -39,6 +39,18 @@ const char *sock_unsupported(const struct sock_spec *spec)
     return NULL;
 }
 
+const char *sock_option_unsupported(const char *key)
+{
+    if (strcmp(key, "freebind") == 0)
+        return "Windows has no IP_FREEBIND (bind an address the host has)";
+    if (strcmp(key, "device") == 0)
+        return "Windows has no SO_BINDTODEVICE (bind the interface's address instead)";
+    if (strcmp(key, "tos") == 0)
+        return "Windows ignores IP_TOS / IPV6_TCLASS on a socket (its DSCP comes from QoS "
+               "policy)";
+    return NULL;
+}
+
 int sock_has_reuseport(void)
 {
     return 0;
@@ -72,8 +84,12 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
     u_long nonblock = 1;
     BOOL connreset = TRUE;
     DWORD ignored = 0;
-    int v4 = family == AF_INET || spec->dualstack;
-    if (family == AF_INET6 && sock_win_set(s, IPPROTO_IPV6, IPV6_V6ONLY, !spec->dualstack) != 0)
+    /* v6only as on Linux: the listener's, else [::] alone is dual-stack */
+    int v6only = opts->v6only == SOCK_V6ONLY_ON    ? 1
+                 : opts->v6only == SOCK_V6ONLY_OFF ? 0
+                 : !spec->dualstack;
+    int v4 = family == AF_INET || (spec->kind == SOCK_KIND_UDP && !v6only);
+    if (family == AF_INET6 && sock_win_set(s, IPPROTO_IPV6, IPV6_V6ONLY, v6only) != 0)
         goto fail;
     if (ioctlsocket(s, FIONBIO, &nonblock) != 0 ||
         sock_win_set(s, SOL_SOCKET, SO_EXCLUSIVEADDRUSE, 1) != 0)
@@ -99,6 +115,15 @@ int sock_open(const struct sock_spec *spec, const struct sock_opts *opts, int *g
         if (family == AF_INET6)
             (void)sock_win_set(s, IPPROTO_IPV6, IPV6_RECVTCLASS, 1);
     }
+    /* ttl: the TTL / hop limit of what it sends, unicast and multicast (freebind, device
+     * and tos are refused by the configuration: sock_option_unsupported) */
+    if (opts->has_ttl &&
+        ((v4 && (sock_win_set(s, IPPROTO_IP, IP_TTL, opts->ttl) != 0 ||
+                 sock_win_set(s, IPPROTO_IP, IP_MULTICAST_TTL, opts->ttl) != 0)) ||
+         (family == AF_INET6 &&
+          (sock_win_set(s, IPPROTO_IPV6, IPV6_UNICAST_HOPS, opts->ttl) != 0 ||
+           sock_win_set(s, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, opts->ttl) != 0))))
+        goto fail;
     if (opts->rcvbuf > 0 && sock_win_set(s, SOL_SOCKET, SO_RCVBUF, opts->rcvbuf) != 0)
         goto fail;
     int have = 0, len = sizeof have;
@@ -112,6 +137,46 @@ fail:
     sock_win_err(err, errlen, op, spec, win_errno(WSAGetLastError()));
     closesocket(s);
     return -1;
+}
+
+/* MCAST_JOIN_GROUP / MCAST_JOIN_SOURCE_GROUP and their LEAVE twins (ws2ipdef.h, Windows
+ * Vista+), as on Linux. */
+int sock_mcast(int fd, const struct mcast_join *j, int join, char *err, size_t errlen)
+{
+    int level = j->group.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    int r;
+    if (j->source.ss_family == AF_UNSPEC) {
+        GROUP_REQ gr;
+        memset(&gr, 0, sizeof gr);
+        gr.gr_interface = j->ifindex;
+        memcpy(&gr.gr_group, &j->group, sizeof gr.gr_group);
+        r = setsockopt((SOCKET)fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP,
+                       (const char *)&gr, sizeof gr);
+    } else {
+        GROUP_SOURCE_REQ gs;
+        memset(&gs, 0, sizeof gs);
+        gs.gsr_interface = j->ifindex;
+        memcpy(&gs.gsr_group, &j->group, sizeof gs.gsr_group);
+        memcpy(&gs.gsr_source, &j->source, sizeof gs.gsr_source);
+        r = setsockopt((SOCKET)fd, level,
+                       join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP,
+                       (const char *)&gs, sizeof gs);
+    }
+    if (r == 0)
+        return 0;
+    int e = win_errno(WSAGetLastError());
+    snprintf(err, errlen, "%s %s: %s (%s)", join ? "join" : "leave", j->text, strerror(e),
+             errno_name(e));
+    return -1;
+}
+
+/* Windows delivers a group's datagrams only to the sockets that joined it (there is no
+ * IP_MULTICAST_ALL to turn off). */
+int sock_mcast_own_only(int fd, int family)
+{
+    (void)fd;
+    (void)family;
+    return 0;
 }
 
 void sock_close(int fd, const struct sock_spec *spec)
