@@ -139,26 +139,49 @@ fail:
     return -1;
 }
 
-/* MCAST_JOIN_GROUP / MCAST_JOIN_SOURCE_GROUP and their LEAVE twins (ws2ipdef.h, Windows
- * Vista+), as on Linux. */
+/* The membership options every Windows has (and Wine, whose Winsock has no
+ * MCAST_JOIN_GROUP): IP_ADD_MEMBERSHIP / IP_ADD_SOURCE_MEMBERSHIP (the interface as an index
+ * in the 0.0.0.x form Windows accepts there), IPV6_ADD_MEMBERSHIP, and their DROP twins;
+ * an IPv6 source-specific group has only MCAST_JOIN_SOURCE_GROUP (ws2ipdef.h). */
 int sock_mcast(int fd, const struct mcast_join *j, int join, char *err, size_t errlen)
 {
-    int level = j->group.ss_family == AF_INET6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    SOCKET s = (SOCKET)fd;
     int r;
-    if (j->source.ss_family == AF_UNSPEC) {
-        GROUP_REQ gr;
-        memset(&gr, 0, sizeof gr);
-        gr.gr_interface = j->ifindex;
-        memcpy(&gr.gr_group, &j->group, sizeof gr.gr_group);
-        r = setsockopt((SOCKET)fd, level, join ? MCAST_JOIN_GROUP : MCAST_LEAVE_GROUP,
-                       (const char *)&gr, sizeof gr);
+    if (j->group.ss_family == AF_INET) {
+        struct in_addr group = ((const struct sockaddr_in *)&j->group)->sin_addr;
+        struct in_addr ifaddr;
+        ifaddr.s_addr = htonl(j->ifindex);
+        if (j->source.ss_family == AF_UNSPEC) {
+            struct ip_mreq mr;
+            memset(&mr, 0, sizeof mr);
+            mr.imr_multiaddr = group;
+            mr.imr_interface = ifaddr;
+            r = setsockopt(s, IPPROTO_IP, join ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+                           (const char *)&mr, sizeof mr);
+        } else {
+            struct ip_mreq_source ms;
+            memset(&ms, 0, sizeof ms);
+            ms.imr_multiaddr = group;
+            ms.imr_sourceaddr = ((const struct sockaddr_in *)&j->source)->sin_addr;
+            ms.imr_interface = ifaddr;
+            r = setsockopt(s, IPPROTO_IP,
+                           join ? IP_ADD_SOURCE_MEMBERSHIP : IP_DROP_SOURCE_MEMBERSHIP,
+                           (const char *)&ms, sizeof ms);
+        }
+    } else if (j->source.ss_family == AF_UNSPEC) {
+        struct ipv6_mreq mr;
+        memset(&mr, 0, sizeof mr);
+        mr.ipv6mr_multiaddr = ((const struct sockaddr_in6 *)&j->group)->sin6_addr;
+        mr.ipv6mr_interface = j->ifindex;
+        r = setsockopt(s, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP,
+                       (const char *)&mr, sizeof mr);
     } else {
         GROUP_SOURCE_REQ gs;
         memset(&gs, 0, sizeof gs);
         gs.gsr_interface = j->ifindex;
         memcpy(&gs.gsr_group, &j->group, sizeof gs.gsr_group);
         memcpy(&gs.gsr_source, &j->source, sizeof gs.gsr_source);
-        r = setsockopt((SOCKET)fd, level,
+        r = setsockopt(s, IPPROTO_IPV6,
                        join ? MCAST_JOIN_SOURCE_GROUP : MCAST_LEAVE_SOURCE_GROUP,
                        (const char *)&gs, sizeof gs);
     }

@@ -165,6 +165,51 @@ describe("luadgramd.exe under Wine", function()
     stop(d)
   end)
 
+  -- Multicast leaves through the host's default route (Wine's sockets are the host's and
+  -- loopback has no multicast): without a route to the groups there is nothing to test.
+  local mcast_route = os.execute("ip route get 239.1.2.3 >/dev/null 2>&1")
+                      and os.execute("ip -6 route get ff05::1:3 >/dev/null 2>&1")
+  local mcast_it = mcast_route and it or pending
+  mcast_it("joins IPv4 and IPv6 groups (join =, IP_ADD_MEMBERSHIP / IPV6_ADD_MEMBERSHIP) "
+           .. "and answers what they receive", function()
+    local p4, p6 = h.free_port("0.0.0.0"), h.free_port("::")
+    local d = start { listeners = {
+      { name = "m4", bind = { "0.0.0.0:" .. p4 }, handler = "echo", join = { "239.1.2.3" },
+        ttl = 4 },
+      { name = "m6", bind = { "[::]:" .. p6 }, v6only = true, handler = "echo",
+        join = { "ff05::1:3" } },
+    } }
+    assert.truthy(d:wait_log("joined 239.1.2.3", 10, true), d:explain("no v4 join"))
+    assert.truthy(d:wait_log("joined ff05::1:3", 10, true), d:explain("no v6 join"))
+    local c4, c6 = h.udp("inet"), h.udp("inet6")
+    assert.are.equal("to the v4 group", (c4:ask("239.1.2.3", p4, "to the v4 group", 10)))
+    assert.are.equal("to the v6 group", (c6:ask("ff05::1:3", p6, "to the v6 group", 10)))
+    stop(d)
+  end)
+
+  it("refuses SNMPv3 users and MIB names at init (no OpenSSL, no libsmi in this build)",
+     function()
+    local dir = h.tmpdir()
+    local cases = {
+      { { file = "t.jsonl", users = { { name = "ops", auth = "SHA", auth_pass = "12345678" } } },
+        "init: snmptrap: options.users: SNMPv3 users need a build with OpenSSL (not the "
+        .. "Windows build)" },
+      { { file = "t.jsonl", mibs = { dirs = { "mibs" }, modules = { "IF-MIB" } } },
+        "init: snmptrap: options.mibs: MIB names need a build with libsmi (not the Windows "
+        .. "build)" },
+    }
+    for i, case in ipairs(cases) do
+      local conf = dir .. "/trap" .. i .. ".conf"
+      h.write(conf, h.config_text { listeners = { {
+        name = "traps", handler = "snmptrap", bind = "127.0.0.1:" .. h.free_port(),
+        options = case[1],
+      } } })
+      local code, out, err = wine_run(h.shq(exe) .. " -c " .. h.shq(conf), 60)
+      assert.are.equal(2, code, out .. err)
+      assert.truthy(err:find(case[2], 1, true), "expected " .. case[2] .. " in:\n" .. err)
+    end
+  end)
+
   it("-t names FILE:LINE of a bad configuration, and of what Windows lacks", function()
     local dir = h.tmpdir()
     local cases = {
@@ -175,6 +220,12 @@ describe("luadgramd.exe under Wine", function()
         .. "credentials) do not exist on Windows" },
       { "listen \"r\" {\n  bind = { \"127.0.0.1:1\" },\n  handler = \"echo\",\n  reuseport = true,\n}\n",
         ":4: listener 'r': reuseport: this platform has no SO_REUSEPORT" },
+      { "listen \"f\" {\n  bind = { \"127.0.0.1:1\" },\n  handler = \"echo\",\n  freebind = true,\n}\n",
+        ":4: listener 'f': freebind: Windows has no IP_FREEBIND" },
+      { "listen \"d\" {\n  bind = { \"127.0.0.1:1\" },\n  device = \"lo\",\n  handler = \"echo\",\n}\n",
+        ":3: listener 'd': device: Windows has no SO_BINDTODEVICE" },
+      { "listen \"t\" {\n  bind = { \"127.0.0.1:1\" },\n  handler = \"echo\",\n  tos = 184,\n}\n",
+        ":4: listener 't': tos: Windows ignores IP_TOS" },
     }
     for i, case in ipairs(cases) do
       local conf = dir .. "/bad" .. i .. ".conf"
