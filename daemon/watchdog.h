@@ -35,6 +35,11 @@ struct watchdog {
     pthread_t owner;            /* the thread the calls run on, to be signalled */
     int stop;
     int running;
+    /* Windows (watchdog_win.c): no signals; the watchdog's thread suspends the owner and
+     * calls on_expire(expire_arg) itself. Set before watchdog_start; Linux ignores them. */
+    void (*on_expire)(void *arg);
+    void *expire_arg;
+    void *plat;
 };
 
 /* Starts the watchdog of calls made on the calling thread, with a limit in seconds (> 0).

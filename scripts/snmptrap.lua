@@ -304,6 +304,8 @@ local COUNTERS = {
 -- options.mibs = { dirs = {...}, modules = {...} }: the luadgram.mib table, or nil.
 local function load_mibs(v, config_dir)
   if v == nil then return nil end
+  local mib = require "luadgram.mib"
+  if mib.unavailable then init_error("options.mibs: %s", mib.unavailable) end -- Windows
   if type(v) ~= "table" then init_error("options.mibs must be { dirs =, modules = }, not %s",
                                         show(v)) end
   for k in pairs(v) do
@@ -334,7 +336,7 @@ local function load_mibs(v, config_dir)
     end
     lists[key] = copy
   end
-  local names, err = require("luadgram.mib").load(lists)
+  local names, err = mib.load(lists)
   if not names then init_error("options.mibs: %s", err) end
   return names
 end
@@ -375,6 +377,7 @@ local function load_users(options, listener)
     end
     return nil
   end
+  if ber.usm_unavailable then init_error("options.users: %s", ber.usm_unavailable) end -- Windows
   if type(users) ~= "table" then
     init_error("options.users must be a list of users, not %s", show(users))
   end

@@ -384,6 +384,11 @@ static char *search_path(const char *const *dirs, size_t ndirs)
     return p;
 }
 
+const char *mib_unavailable(void)
+{
+    return NULL;
+}
+
 struct mib_table *mib_table_load(const char *const *dirs, size_t ndirs,
                                  const char *const *modules, size_t nmodules, char *err)
 {

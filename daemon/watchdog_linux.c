@@ -1,4 +1,4 @@
-/* daemon/watchdog.c: the watchdog's thread. It wakes every period (a quarter of the limit,
+/* daemon/watchdog_linux.c: the watchdog's thread. It wakes every period (a quarter of the limit,
  * at most 250 ms), and when the same call (same seq, still active) has been seen running
  * for the limit, records that call in expired_seq and signals the owner thread once. A call
  * is therefore stopped between limit and limit + period after it started. */
