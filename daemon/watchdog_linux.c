@@ -12,8 +12,7 @@
 static void *watchdog_main(void *arg)
 {
     struct watchdog *wd = arg;
-    unsigned long seen = 0, signalled = 0;
-    long long seen_at = monotonic_ns();
+    struct watchdog_scan scan = {0, 0, monotonic_ns()};
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
         long long due = monotonic_ns() + wd->period_ns;
@@ -22,18 +21,8 @@ static void *watchdog_main(void *arg)
             ;
         if (wd->stop)
             break;
-        long long now = monotonic_ns();
-        unsigned long seq = atomic_load_explicit(&wd->seq, memory_order_relaxed);
-        if (!atomic_load_explicit(&wd->active, memory_order_relaxed) || seq != seen) {
-            seen = seq;
-            seen_at = now;
-            continue;
-        }
-        if (now - seen_at >= wd->limit_ns && seq != signalled) {
-            signalled = seq;
-            atomic_store_explicit(&wd->expired_seq, seq, memory_order_relaxed);
+        if (watchdog_scan(wd, &scan, monotonic_ns()))
             pthread_kill(wd->owner, WATCHDOG_SIGNAL);
-        }
     }
     pthread_mutex_unlock(&wd->lock);
     return NULL;
@@ -41,15 +30,7 @@ static void *watchdog_main(void *arg)
 
 int watchdog_start(struct watchdog *wd, double limit_s, char *err, size_t errlen)
 {
-    wd->limit_ns = (long long)(limit_s * 1e9);
-    wd->period_ns = wd->limit_ns / 4;
-    if (wd->period_ns > 250000000LL)
-        wd->period_ns = 250000000LL;
-    if (wd->period_ns < 1000000LL)
-        wd->period_ns = 1000000LL;
-    atomic_init(&wd->seq, 0);
-    atomic_init(&wd->active, 0);
-    atomic_init(&wd->expired_seq, 0);
+    watchdog_arm(wd, limit_s);
     wd->owner = pthread_self();
     wd->stop = 0;
     pthread_condattr_t ca;

@@ -21,21 +21,10 @@ static DWORD WINAPI watchdog_win_main(LPVOID arg)
 {
     struct watchdog *wd = arg;
     struct watchdog_win *p = wd->plat;
-    unsigned long seen = 0, signalled = 0;
-    ULONGLONG seen_at = GetTickCount64();
+    struct watchdog_scan scan = {0, 0, (long long)GetTickCount64() * 1000000LL};
     DWORD period_ms = (DWORD)(wd->period_ns / 1000000LL);
-    long long limit_ms = wd->limit_ns / 1000000LL;
     while (WaitForSingleObject(p->stop, period_ms) == WAIT_TIMEOUT) {
-        ULONGLONG now = GetTickCount64();
-        unsigned long seq = atomic_load_explicit(&wd->seq, memory_order_relaxed);
-        if (!atomic_load_explicit(&wd->active, memory_order_relaxed) || seq != seen) {
-            seen = seq;
-            seen_at = now;
-            continue;
-        }
-        if ((long long)(now - seen_at) >= limit_ms && seq != signalled) {
-            signalled = seq;
-            atomic_store_explicit(&wd->expired_seq, seq, memory_order_relaxed);
+        if (watchdog_scan(wd, &scan, (long long)GetTickCount64() * 1000000LL)) {
             EnterCriticalSection(&p->lock);
             if (p->owner && SuspendThread(p->owner) != (DWORD)-1) {
                 CONTEXT ctx;
@@ -61,15 +50,7 @@ static HANDLE watchdog_win_this_thread(void)
 
 int watchdog_start(struct watchdog *wd, double limit_s, char *err, size_t errlen)
 {
-    wd->limit_ns = (long long)(limit_s * 1e9);
-    wd->period_ns = wd->limit_ns / 4;
-    if (wd->period_ns > 250000000LL)
-        wd->period_ns = 250000000LL;
-    if (wd->period_ns < 1000000LL)
-        wd->period_ns = 1000000LL;
-    atomic_init(&wd->seq, 0);
-    atomic_init(&wd->active, 0);
-    atomic_init(&wd->expired_seq, 0);
+    watchdog_arm(wd, limit_s);
     struct watchdog_win *p = calloc(1, sizeof *p);
     if (!p) {
         snprintf(err, errlen, "cannot start the handler watchdog: out of memory");
