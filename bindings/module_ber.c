@@ -96,6 +96,8 @@
  *     -> { usmStats... = n, evictions = n }; usm:close() (also __gc) frees it.
  *   ber.engine_state(path [, engine_id_hex]) -> engine_id_hex, boots, started | nil, err
  *     The engine's state file (daemon/engine_state.h), loaded at init.
+ *   ber.usm_unavailable -> nil, or why this build has no SNMPv3 USM (usm_unavailable: the
+ *     Windows build); then ber.usm and ber.engine_state always fail with that reason
  *
  *   ber.decode(bytes) -> node | nil, reason
  *     One BER value as a tree: node = { tag = <identifier octet>, class = "universal" |
@@ -1155,6 +1157,11 @@ int luaopen_luadgram_ber(lua_State *L)
     lua_setfield(L, -2, "trap_json");
     lua_pushlightuserdata(L, PEER_DST);
     lua_setfield(L, -2, "PEER_DST");
+    const char *why = usm_unavailable();
+    if (why) {
+        lua_pushstring(L, why);
+        lua_setfield(L, -2, "usm_unavailable");
+    }
     if (luaL_newmetatable(L, USM_META)) {
         luaL_newlib(L, usm_methods);
         json_buf_new(L, JSON_BUF_INITIAL);

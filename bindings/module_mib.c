@@ -8,6 +8,8 @@
  *   table:name("1.3.6.1.2.1.2.2.1.1.2") -> "IF-MIB::ifIndex.2" | nil
  *   table:value_name("1.3.6...", 1) -> "up" | nil   (an enumerated INTEGER object's label)
  *   #table -> the number of named nodes
+ *   mib.unavailable -> nil, or why this build has no MIB names (mib_unavailable: the
+ *     Windows build); then load always fails with that reason
  */
 #include <lauxlib.h>
 #include <lua.h>
@@ -147,5 +149,10 @@ int luaopen_luadgram_mib(lua_State *L)
     lua_pop(L, 1);
     static const luaL_Reg funcs[] = {{"load", mib_load}, {NULL, NULL}};
     luaL_newlib(L, funcs);
+    const char *why = mib_unavailable();
+    if (why) {
+        lua_pushstring(L, why);
+        lua_setfield(L, -2, "unavailable");
+    }
     return 1;
 }

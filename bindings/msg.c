@@ -110,7 +110,7 @@ static int msg_reply(lua_State *L)
         return 2;
     }
     struct sockaddr_storage from;
-    from.ss_family = AF_UNSPEC;
+    memset(&from, 0, sizeof from); /* AF_UNSPEC; for multicast the unspecified address */
     unsigned ifindex = 0;
     if ((d->has & DG_HAS_DST) && (d->dst.ss_family == AF_INET || d->dst.ss_family == AF_INET6) &&
         !msg_from_bound(m->ws, d)) {

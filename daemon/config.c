@@ -577,6 +577,9 @@ static void config_parse_binds(lua_State *L, struct config_load_ctx *c, struct l
         lc->nbinds++; /* owned by lc from here, freed by config_free even if we raise */
         if (addr_parse_bind(s, &lc->binds[k], err, sizeof err) != 0)
             config_raise_at(L, line, "listener '%s': bind: %s", lc->name, err);
+        const char *unsupported = sock_unsupported(&lc->binds[k]);
+        if (unsupported)
+            config_raise_at(L, line, "listener '%s': bind '%s': %s", lc->name, s, unsupported);
         for (size_t j = 0; j < k; j++)
             if (strcmp(lc->bind_strs[j], s) == 0)
                 config_raise_at(L, line, "listener '%s': bind: '%s' is listed twice", lc->name,
@@ -626,6 +629,9 @@ static int config_listen_table(lua_State *L)
         const char *k = lua_tostring(L, -2);
         int kline = config_key_line(c, line, k);
         int v = lua_gettop(L);
+        const char *unsupported = sock_option_unsupported(k);
+        if (unsupported)
+            return config_raise_at(L, kline, "listener '%s': %s: %s", name, k, unsupported);
         if (strcmp(k, "bind") == 0) {
             config_parse_binds(L, c, lc, v);
         } else if (strcmp(k, "handler") == 0) {
@@ -674,6 +680,9 @@ static int config_listen_table(lua_State *L)
                 return config_raise_at(L, kline,
                                        "listener '%s': reuseport: expected true or false", name);
             lc->reuseport = lua_toboolean(L, v);
+            if (lc->reuseport && !sock_has_reuseport())
+                return config_raise_at(L, kline, "listener '%s': reuseport: this platform "
+                                       "has no SO_REUSEPORT", name);
         } else if (strcmp(k, "handler_memory") == 0) {
             if (config_memory_parse(L, v, &lc->handler_memory) != 0)
                 return config_raise_at(L, kline, "listener '%s': handler_memory: "

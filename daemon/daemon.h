@@ -53,6 +53,12 @@ void daemon_shutdown(struct daemon_ctx *dc);
 /* Drops root to cfg->user after binding (once). 0 or -1 with err. */
 int daemon_drop_privileges(struct daemon_ctx *dc, char *err, size_t errlen);
 
+/* ---- signals_linux.c / signals_win.c ---- */
+/* What stops and reloads the daemon from outside, on dc's loop: Linux SIGTERM/SIGINT stop
+ * and SIGHUP reloads; Windows: stop_signals_win. NULL when they cannot be installed. */
+struct stop_signals *stop_signals_install(struct daemon_ctx *dc);
+void stop_signals_free(struct stop_signals *s);
+
 /* ---- metrics.c ---- */
 /* Serves GET /metrics on addr ("ip:port") from the main loop. NULL with err on failure. */
 struct metrics *metrics_start(struct daemon_ctx *dc, const char *addr, char *err, size_t errlen);

@@ -4,6 +4,7 @@
  * /proc/self/stat), so that the loads of one process raise it once. Owns nothing past a
  * call: the lock's descriptor is closed before returning. */
 #include "engine_state.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -19,17 +20,9 @@
 /* "PID:STARTTIME" of this process (field 22 of /proc/self/stat). */
 static void process_tag(char *out, size_t cap)
 {
-    char buf[1024];
     unsigned long long start = 0;
-    FILE *f = fopen("/proc/self/stat", "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');     /* the command name may hold spaces */
-    if (p)
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-               "%*d %*d %llu", &start);
+    if (stats_process_start_ticks(&start) != 0)
+        start = 0;
     snprintf(out, cap, "%ld:%llu", (long)getpid(), start);
 }
 

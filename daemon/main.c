@@ -52,21 +52,6 @@ static int check_scripts(const struct config *cfg)
     return bad ? -1 : 0;
 }
 
-static void on_stop_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    struct daemon_ctx *dc = arg;
-    log_info(&dc->log, "signal %d: stopping", (int)sig);
-    event_base_loopbreak(dc->base);
-}
-
-static void on_reload_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    daemon_reload(arg);
-}
-
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -133,7 +118,7 @@ int main(int argc, char **argv)
     dc.conf_file = conf;
     inherited_fds_take(&dc.inherited);
     int rc = 0;
-    struct event *sig_term = NULL, *sig_int = NULL, *sig_hup = NULL;
+    struct stop_signals *sigs = NULL;
     dc.base = event_base_new();
     if (!dc.base) {
         fprintf(stderr, "luadgramd: cannot create the event loop\n");
@@ -142,11 +127,8 @@ int main(int argc, char **argv)
         goto out;
     }
     /* Signals first: a SIGTERM that comes once sockets are bound must stop us cleanly. */
-    sig_term = evsignal_new(dc.base, SIGTERM, on_stop_signal, &dc);
-    sig_int = evsignal_new(dc.base, SIGINT, on_stop_signal, &dc);
-    sig_hup = evsignal_new(dc.base, SIGHUP, on_reload_signal, &dc);
-    if (!sig_term || !sig_int || !sig_hup || evsignal_add(sig_term, NULL) != 0 ||
-        evsignal_add(sig_int, NULL) != 0 || evsignal_add(sig_hup, NULL) != 0) {
+    sigs = stop_signals_install(&dc);
+    if (!sigs) {
         fprintf(stderr, "luadgramd: cannot install signal handlers\n");
         config_free(cfg);
         rc = 1;
@@ -182,12 +164,7 @@ int main(int argc, char **argv)
     rc = dc.exit_code;
     notify_systemd("STOPPING=1");
 out:
-    if (sig_term)
-        event_free(sig_term);
-    if (sig_int)
-        event_free(sig_int);
-    if (sig_hup)
-        event_free(sig_hup);
+    stop_signals_free(sigs);
     sdwatch_stop(&dc.sdwatch);
     metrics_stop(dc.metrics);
     daemon_shutdown(&dc);

@@ -154,17 +154,10 @@ static long long metrics_open_fds(void)
 static double metrics_start_time(void)
 {
     char buf[1024];
-    FILE *f = fopen("/proc/self/stat", "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f)
-        fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ticks = 0;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d "
-                            "%*d %*d %*d %llu", &ticks) != 1)
+    if (stats_process_start_ticks(&ticks) != 0)
         return -1;
-    f = fopen("/proc/stat", "r");
+    FILE *f = fopen("/proc/stat", "r");
     unsigned long long btime = 0;
     int found = 0;
     while (f && fgets(buf, sizeof buf, f))

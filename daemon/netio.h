@@ -1,6 +1,7 @@
 /* daemon/netio.h: the one small interface between the daemon and the platform's socket
  * calls. recv_linux.c, send_linux.c and sock_linux.c implement it for Linux (recvmmsg,
- * sendmmsg, cmsg); a later recv_win32.c etc. implements the same on WSARecvMsg. Nothing
+ * sendmmsg, cmsg); recv_win.c, send_win.c and sock_win.c the same on WSARecvMsg /
+ * WSASendMsg (README "Windows"). Nothing
  * above this interface includes a Linux-only header. */
 #ifndef LUADGRAM_NETIO_H
 #define LUADGRAM_NETIO_H
@@ -53,6 +54,19 @@ int sock_mcast(int fd, const struct mcast_join *j, int join, char *err, size_t e
 /* Makes fd receive only the groups it joined itself, not every group some other socket of
  * the host joined on its port (IP_MULTICAST_ALL / IPV6_MULTICAST_ALL off). 0 or -1. */
 int sock_mcast_own_only(int fd, int family);
+
+/* NULL when this platform can open spec, else why not ("unix datagram sockets ... do not
+ * exist on Windows"): the configuration reports it at the bind's line. */
+const char *sock_unsupported(const struct sock_spec *spec);
+
+/* NULL when this platform has the listener's binding option `key` ("freebind", "device",
+ * "tos", ...), else why not ("Windows has no IP_FREEBIND ..."): the configuration reports it
+ * at the key's line. */
+const char *sock_option_unsupported(const char *key);
+
+/* 1 when SO_REUSEPORT exists (Linux): with workers > 1, each UDP bind gets one socket per
+ * worker; without it (Windows) one socket, read by one worker. */
+int sock_has_reuseport(void);
 
 /* Closes fd; for a unix socket also removes its file. */
 void sock_close(int fd, const struct sock_spec *spec);

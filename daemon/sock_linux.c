@@ -449,3 +449,22 @@ int sock_mcast_own_only(int fd, int family)
 #endif
     return 0;
 }
+
+/* ---- what this platform has (netio.h) ---- */
+
+const char *sock_unsupported(const struct sock_spec *spec)
+{
+    (void)spec;
+    return NULL;
+}
+
+const char *sock_option_unsupported(const char *key)
+{
+    (void)key;
+    return NULL;
+}
+
+int sock_has_reuseport(void)
+{
+    return 1;
+}

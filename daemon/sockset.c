@@ -302,8 +302,9 @@ int sockset_build(struct sockset *out, const struct sockset *old, const struct c
             e.opts.has_ttl = lc->ttl >= 0;
             e.opts.ttl = lc->ttl;
             /* UDP: one SO_REUSEPORT socket per worker, so the kernel spreads the load.
-             * Unix, raw and systemd's sockets: one socket, read by one worker. */
-            int per_worker = e.spec.kind == SOCK_KIND_UDP && nworkers > 1;
+             * Unix, raw and systemd's sockets, and all on Windows: one socket, read by one
+             * worker. */
+            int per_worker = e.spec.kind == SOCK_KIND_UDP && nworkers > 1 && sock_has_reuseport();
             const struct sock_entry *kept = sockset_find_inherited(old, e.bind_str);
             if (per_worker && kept) {
                 /* Still the socket systemd handed over at start (its reader must exist). */

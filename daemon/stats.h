@@ -95,6 +95,10 @@ void stats_destroy(struct stats_registry *r);
 struct lstats *stats_listener(struct stats_registry *r, const char *listener, int slot);
 /* The named counter, created on first use. NULL on out of memory. */
 struct counter *stats_counter(struct stats_registry *r, const char *name, const char *help);
+
+/* This process's start in clock ticks after boot (field 22 of /proc/self/stat): 0 and
+ * *ticks set, or -1 where it cannot be read (no /proc, as on Windows). */
+int stats_process_start_ticks(unsigned long long *ticks);
 /* Calls fn for each listener name once with the sum over its slots. Holds the lock. */
 void stats_sum_listeners(struct stats_registry *r,
                          void (*fn)(void *arg, const char *listener, const uint64_t *sums),

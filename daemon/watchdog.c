@@ -1,45 +1,9 @@
-/* daemon/watchdog.c: the watchdog's thread. It wakes every period (a quarter of the limit,
- * at most 250 ms), and when the same call (same seq, still active) has been seen running
- * for the limit, records that call in expired_seq and signals the owner thread once. A call
- * is therefore stopped between limit and limit + period after it started. */
+/* daemon/watchdog.c: the platform-neutral half of the handler watchdog (watchdog.h): its
+ * timing, and the look its thread takes every period. The thread itself, its waits and how
+ * a call past the limit is stopped are watchdog_linux.c's and watchdog_win.c's. */
 #include "watchdog.h"
 
-#include <errno.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-
-static void *watchdog_main(void *arg)
-{
-    struct watchdog *wd = arg;
-    unsigned long seen = 0, signalled = 0;
-    long long seen_at = monotonic_ns();
-    pthread_mutex_lock(&wd->lock);
-    while (!wd->stop) {
-        long long due = monotonic_ns() + wd->period_ns;
-        struct timespec ts = {(time_t)(due / 1000000000LL), (long)(due % 1000000000LL)};
-        while (!wd->stop && pthread_cond_timedwait(&wd->wake, &wd->lock, &ts) != ETIMEDOUT)
-            ;
-        if (wd->stop)
-            break;
-        long long now = monotonic_ns();
-        unsigned long seq = atomic_load_explicit(&wd->seq, memory_order_relaxed);
-        if (!atomic_load_explicit(&wd->active, memory_order_relaxed) || seq != seen) {
-            seen = seq;
-            seen_at = now;
-            continue;
-        }
-        if (now - seen_at >= wd->limit_ns && seq != signalled) {
-            signalled = seq;
-            atomic_store_explicit(&wd->expired_seq, seq, memory_order_relaxed);
-            pthread_kill(wd->owner, WATCHDOG_SIGNAL);
-        }
-    }
-    pthread_mutex_unlock(&wd->lock);
-    return NULL;
-}
-
-int watchdog_start(struct watchdog *wd, double limit_s, char *err, size_t errlen)
+void watchdog_arm(struct watchdog *wd, double limit_s)
 {
     wd->limit_ns = (long long)(limit_s * 1e9);
     wd->period_ns = wd->limit_ns / 4;
@@ -50,56 +14,19 @@ int watchdog_start(struct watchdog *wd, double limit_s, char *err, size_t errlen
     atomic_init(&wd->seq, 0);
     atomic_init(&wd->active, 0);
     atomic_init(&wd->expired_seq, 0);
-    wd->owner = pthread_self();
-    wd->stop = 0;
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
-    if (rc == 0) {
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        rc = pthread_cond_init(&wd->wake, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    if (rc != 0) {
-        snprintf(err, errlen, "cannot start the handler watchdog: %s", strerror(rc));
-        return -1;
-    }
-    pthread_mutex_init(&wd->lock, NULL);
-    /* Its thread takes no signal: they are the main thread's (and WATCHDOG_SIGNAL the
-     * owner's). */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    rc = pthread_create(&wd->thread, NULL, watchdog_main, wd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        pthread_cond_destroy(&wd->wake);
-        pthread_mutex_destroy(&wd->lock);
-        snprintf(err, errlen, "cannot start the handler watchdog: %s", strerror(rc));
-        return -1;
-    }
-    wd->running = 1;
-    return 0;
 }
 
-void watchdog_set_owner(struct watchdog *wd)
+int watchdog_scan(struct watchdog *wd, struct watchdog_scan *s, long long now_ns)
 {
-    if (!wd->running)
-        return;
-    pthread_mutex_lock(&wd->lock);
-    wd->owner = pthread_self();
-    pthread_mutex_unlock(&wd->lock);
-}
-
-void watchdog_stop(struct watchdog *wd)
-{
-    if (!wd->running)
-        return;
-    pthread_mutex_lock(&wd->lock);
-    wd->stop = 1;
-    pthread_cond_signal(&wd->wake);
-    pthread_mutex_unlock(&wd->lock);
-    pthread_join(wd->thread, NULL);
-    pthread_cond_destroy(&wd->wake);
-    pthread_mutex_destroy(&wd->lock);
-    wd->running = 0;
+    unsigned long seq = atomic_load_explicit(&wd->seq, memory_order_relaxed);
+    if (!atomic_load_explicit(&wd->active, memory_order_relaxed) || seq != s->seen) {
+        s->seen = seq;
+        s->seen_at = now_ns;
+        return 0;
+    }
+    if (now_ns - s->seen_at < wd->limit_ns || seq == s->signalled)
+        return 0;
+    s->signalled = seq;
+    atomic_store_explicit(&wd->expired_seq, seq, memory_order_relaxed);
+    return 1;
 }

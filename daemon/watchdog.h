@@ -35,7 +35,26 @@ struct watchdog {
     pthread_t owner;            /* the thread the calls run on, to be signalled */
     int stop;
     int running;
+    /* Windows (watchdog_win.c): no signals; the watchdog's thread suspends the owner and
+     * calls on_expire(expire_arg) itself. Set before watchdog_start; Linux ignores them. */
+    void (*on_expire)(void *arg);
+    void *expire_arg;
+    void *plat;
 };
+
+/* What the watchdog's thread remembers between two looks (watchdog_scan). */
+struct watchdog_scan {
+    unsigned long seen, signalled; /* the call seen last; the last one stopped */
+    long long seen_at;             /* when `seen` was first seen, ns */
+};
+
+/* watchdog.c, for both platforms' watchdog_start and thread: sets the limit, the period
+ * (a quarter of it, 1 to 250 ms) and the counters. */
+void watchdog_arm(struct watchdog *wd, double limit_s);
+
+/* One look at time now_ns: 1 when the call running has been seen for the limit and was not
+ * stopped yet (it is then recorded in expired_seq and in s->signalled), else 0. */
+int watchdog_scan(struct watchdog *wd, struct watchdog_scan *s, long long now_ns);
 
 /* Starts the watchdog of calls made on the calling thread, with a limit in seconds (> 0).
  * 0, or -1 with err set. */

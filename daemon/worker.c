@@ -114,16 +114,21 @@ static void worker_hook(lua_State *L, lua_Debug *ar)
  * timed, sets the hook on the running state's main thread at every instruction (Lua allows
  * lua_sethook in a signal handler; lua.c does the same for SIGINT). A coroutine running now
  * stops at its next hook call. */
+static void worker_watchdog_expired(void *arg)
+{
+    struct worker *w = arg;
+    if (!w || !watchdog_expired(&w->wd))
+        return;
+    w->timed_out = 1;
+    lua_sethook(w->cur_L, worker_hook, LUA_MASKCOUNT, 1);
+}
+
 static void worker_on_watchdog(int sig, siginfo_t *si, void *uctx)
 {
     (void)sig;
     (void)si;
     (void)uctx;
-    struct worker *w = worker_signal_target;
-    if (!w || !watchdog_expired(&w->wd))
-        return;
-    w->timed_out = 1;
-    lua_sethook(w->cur_L, worker_hook, LUA_MASKCOUNT, 1);
+    worker_watchdog_expired(worker_signal_target);
 }
 
 /* Gives the next handler call its full budget and time: called before each datagram when
@@ -614,6 +619,8 @@ static int worker_watchdog_start(struct worker *w, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set the handler watchdog's signal: %s", strerror(errno));
         return -1;
     }
+    w->wd.on_expire = worker_watchdog_expired; /* Windows: called with the owner suspended */
+    w->wd.expire_arg = w;
     return watchdog_start(&w->wd, w->cfg->handler_timeout, err, errlen);
 }
 

@@ -262,6 +262,8 @@ local COUNTERS = {
 -- options.mibs = { dirs = {...}, modules = {...} }: the luadgram.mib table, or nil.
 local function load_mibs(v, config_dir)
   if v == nil then return nil end
+  local mib = require "luadgram.mib"
+  if mib.unavailable then init_error("options.mibs: %s", mib.unavailable) end -- Windows
   if type(v) ~= "table" then init_error("options.mibs must be { dirs =, modules = }, not %s",
                                         show(v)) end
   for k in pairs(v) do
@@ -292,7 +294,7 @@ local function load_mibs(v, config_dir)
     end
     lists[key] = copy
   end
-  local names, err = require("luadgram.mib").load(lists)
+  local names, err = mib.load(lists)
   if not names then init_error("options.mibs: %s", err) end
   return names
 end
@@ -340,6 +342,7 @@ local function load_users(options, listener)
     end
     return nil
   end
+  if ber.usm_unavailable then init_error("options.users: %s", ber.usm_unavailable) end -- Windows
   if type(users) ~= "table" then
     init_error("options.users must be a list of users, not %s", show(users))
   end
@@ -454,17 +457,23 @@ end
 
 local NOTIFICATION = { trap = true, trapv2 = true, inform = true }
 
+-- Sends `bytes` (nil: they could not be made, `why`) back to the sender; true when sent,
+-- else counted in reply_errors and reported ("cannot <what> <peer>: <why>").
+local function reply(msg, bytes, why, what)
+  local ok, err = false, why
+  if bytes then ok, err = msg:reply(bytes) end
+  if not ok then
+    n.reply_errors = n.reply_errors + 1
+    report("reply errors", "cannot %s %s: %s", what, tostring(msg.peer), tostring(err))
+  end
+  return ok
+end
+
 local function acknowledge(msg, data)
   local resp, why
   if usm then resp, why = usm:inform_response(data) else resp, why = inform_response(data) end
-  local ok, err = false, why
-  if resp then ok, err = msg:reply(resp) end
-  if ok then
+  if reply(msg, resp, why, "acknowledge the inform from") then
     n.informs_acked = n.informs_acked + 1
-  else
-    n.reply_errors = n.reply_errors + 1
-    report("reply errors", "cannot acknowledge the inform from %s: %s", tostring(msg.peer),
-           tostring(err))
   end
 end
 
@@ -479,15 +488,8 @@ local function drop_undecoded(msg, why, kind, pdu, usm_report)
     if not (usm_report and why == "usmStatsUnknownEngineIDs") then
       report(why, "dropped an SNMPv3 message from %s: %s", tostring(msg.peer), why)
     end
-    if usm_report then
-      local ok, err = msg:reply(usm_report)
-      if ok then
-        n.reports_sent = n.reports_sent + 1
-      else
-        n.reply_errors = n.reply_errors + 1
-        report("reply errors", "cannot send a Report to %s: %s", tostring(msg.peer),
-               tostring(err))
-      end
+    if usm_report and reply(msg, usm_report, nil, "send a Report to") then
+      n.reports_sent = n.reports_sent + 1
     end
   elseif pdu then
     n.unsupported = n.unsupported + 1

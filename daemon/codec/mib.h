@@ -23,6 +23,11 @@ struct mib_table;
 /* The room an error message of mib_table_load needs. */
 #define MIB_ERR_MAX 1024
 
+/* NULL in a build with MIB names (mib.c); in one without (mib_none.c: the Windows build,
+ * which has no libsmi) why not, for the init error of `mibs` (CMake option LUADGRAM_MIBS,
+ * cmake/features.cmake). Without MIB names mib_table_load always fails with that reason. */
+const char *mib_unavailable(void);
+
 /* Loads the modules (names as in their DEFINITIONS) from the folders dirs (searched in
  * order, nothing else: not libsmi's configured path), with every module they import, and
  * builds the table of all their named nodes. NULL on failure, with a message in err (up to

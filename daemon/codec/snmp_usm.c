@@ -53,6 +53,11 @@ static const char *const STAT_NAMES[USM_STAT_COUNT] = {
     "usmStatsUnknownEngineIDs", "usmStatsWrongDigests", "usmStatsDecryptionErrors",
 };
 
+const char *usm_unavailable(void)
+{
+    return NULL;
+}
+
 const char *usm_stat_name(enum usm_stat s)
 {
     return (unsigned)s < USM_STAT_COUNT ? STAT_NAMES[s] : "?";

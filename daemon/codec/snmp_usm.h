@@ -31,6 +31,11 @@ enum usm_stat { USM_STAT_UNSUPPORTED_SEC_LEVELS, USM_STAT_NOT_IN_TIME_WINDOWS,
 #define USM_KEY_MAX 64             /* the longest localized key (SHA-512) */
 #define USM_TIME_WINDOW 150        /* seconds (RFC 3414 §3.2.7) */
 
+/* NULL in a build with USM (snmp_usm.c); in one without (snmp_usm_none.c: the Windows
+ * build, which has no libcrypto) why not, for the init error of `users` (CMake option
+ * LUADGRAM_USM, cmake/features.cmake). Without USM usm_new always fails with that reason. */
+const char *usm_unavailable(void);
+
 /* "usmStatsWrongDigests", ... */
 const char *usm_stat_name(enum usm_stat s);
 /* By their snmptrap(1) names: "MD5", "SHA", "SHA-224", ... / "DES", "AES", "AES-128"

@@ -1,0 +1,2 @@
+/* win/include/ifaddrs.h: see compat_win.h. */
+#include "compat_win.h"

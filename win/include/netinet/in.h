@@ -1,0 +1,2 @@
+/* win/include/netinet/in.h: see compat_win.h. */
+#include "compat_win.h"
