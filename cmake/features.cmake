@@ -9,6 +9,11 @@
 #   LUADGRAM_MIBS: MIB names: daemon/codec/mib.c over libsmi. Without it:
 #                  daemon/codec/mib_none.c, and the snmptrap handler refuses `mibs` at init
 #                  (mib_unavailable()).
+#   LUADGRAM_OUTPUTS: the outputs to NATS JetStream and Redis Streams: daemon/output/ over
+#                  libnats, hiredis and zlib, and bindings/publish.c (luadgram.nats /
+#                  luadgram.redis). Without it: bindings/publish_none.c, whose luadgram.nats
+#                  and luadgram.redis raise, so a handler or a collector sink asking for one
+#                  fails at init naming its listen (README "Outputs").
 
 # Removes from the list variable `var` the files of the features left out, and the stubs of
 # the ones built.
@@ -23,6 +28,11 @@ function(luadgram_feature_sources var)
     list(FILTER srcs EXCLUDE REGEX "/mib_none\\.c$")
   else()
     list(FILTER srcs EXCLUDE REGEX "/codec/mib\\.c$")
+  endif()
+  if(LUADGRAM_OUTPUTS)
+    list(FILTER srcs EXCLUDE REGEX "/publish_none\\.c$")
+  else()
+    list(FILTER srcs EXCLUDE REGEX "(/daemon/output/[^/]*|/bindings/publish)\\.c$")
   endif()
   set(${var} ${srcs} PARENT_SCOPE)
 endfunction()

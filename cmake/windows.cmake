@@ -26,14 +26,18 @@ target_compile_definitions(lua54 PUBLIC LUA_COMPAT_5_3)
 target_compile_options(lua54 PRIVATE -w)
 target_include_directories(lua54 PUBLIC ${LUADGRAM_WIN_DEPS}/prefix/lua/src PRIVATE ${CJSON})
 
-# SNMPv3 USM (libcrypto) and MIB names (libsmi): neither library is cross-built here
-# (cmake/win-deps.sh builds Lua, libevent and lua-cjson only): their stubs go in, and the
-# snmptrap handler refuses `users` and `mibs` at init (cmake/features.cmake).
+# SNMPv3 USM (libcrypto), MIB names (libsmi) and the NATS/Redis outputs (libnats, hiredis,
+# zlib): none of these libraries is cross-built here (cmake/win-deps.sh builds Lua, libevent
+# and lua-cjson only): their stubs go in, the snmptrap handler refuses `users` and `mibs`
+# at init, and luadgram.nats / luadgram.redis raise (cmake/features.cmake).
 option(LUADGRAM_USM "SNMPv3 USM (needs OpenSSL libcrypto: not in the Windows build)" OFF)
 option(LUADGRAM_MIBS "MIB names (needs libsmi: not in the Windows build)" OFF)
-if(LUADGRAM_USM OR LUADGRAM_MIBS)
-  message(FATAL_ERROR "LUADGRAM_USM and LUADGRAM_MIBS need OpenSSL's libcrypto and libsmi, "
-          "which the Windows build does not build (cmake/win-deps.sh): leave them OFF")
+option(LUADGRAM_OUTPUTS "NATS/Redis outputs (need libnats, hiredis: not in the Windows build)"
+       OFF)
+if(LUADGRAM_USM OR LUADGRAM_MIBS OR LUADGRAM_OUTPUTS)
+  message(FATAL_ERROR "LUADGRAM_USM, LUADGRAM_MIBS and LUADGRAM_OUTPUTS need libcrypto, "
+          "libsmi, libnats and hiredis, which the Windows build does not build "
+          "(cmake/win-deps.sh): leave them OFF")
 endif()
 file(GLOB CORE_SOURCES CONFIGURE_DEPENDS daemon/*.c daemon/codec/*.c bindings/*.c)
 # The Linux-only files: the *_linux.c platform layer, systemd's notify and watchdog (their

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/random.h>
 
 const char *const lstats_names[LSTATS_NFIELDS] = {
     "received", "bytes", "handled", "handler_errors", "handler_timeouts", "truncated",
@@ -54,7 +53,7 @@ void stats_init(struct stats_registry *r)
     r->counters = NULL;
     r->outputs = NULL;
     uint64_t id = 0;
-    if (getrandom(&id, sizeof id, 0) != (ssize_t)sizeof id) {
+    if (getentropy(&id, sizeof id) != 0) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         id = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^ (uint64_t)getpid() << 40;

@@ -210,6 +210,30 @@ describe("luadgramd.exe under Wine", function()
     end
   end)
 
+  it("refuses the NATS and Redis outputs at init, naming the listen (no libnats, no hiredis "
+     .. "in this build)", function()
+    local dir = h.tmpdir()
+    local cases = {
+      { "syslog", { file = "s.jsonl", nats = { servers = { "nats://127.0.0.1:4222" },
+                                               subject = "logs.syslog", stream = "LOGS" } },
+        "init: syslog listener: options.nats: luadgram.nats: NATS JetStream outputs need a "
+        .. "build with libnats (not the Windows build)" },
+      { "snmptrap", { file = "t.jsonl", redis = { server = "127.0.0.1:6379", stream = "traps" } },
+        "init: snmptrap: options.redis: luadgram.redis: Redis Streams outputs need a build "
+        .. "with hiredis (not the Windows build)" },
+    }
+    for i, case in ipairs(cases) do
+      local conf = dir .. "/out" .. i .. ".conf"
+      h.write(conf, h.config_text { listeners = { {
+        name = "c", handler = case[1], bind = "127.0.0.1:" .. h.free_port(), options = case[2],
+      } } })
+      local code, out, err = wine_run(h.shq(exe) .. " -c " .. h.shq(conf), 60)
+      assert.are.equal(2, code, out .. err)
+      assert.truthy(err:find(":%d+: listener 'c': " .. case[3]:gsub("%p", "%%%0")),
+                    "expected FILE:LINE: listener 'c': " .. case[3] .. " in:\n" .. err)
+    end
+  end)
+
   it("-t names FILE:LINE of a bad configuration, and of what Windows lacks", function()
     local dir = h.tmpdir()
     local cases = {
