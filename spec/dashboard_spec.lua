@@ -2,9 +2,11 @@
 -- `promtool check rules`, every query of contrib/grafana/luadgramd-dashboard.json is valid
 -- PromQL (promtool, as recording rules), and every metric name the rules and the dashboard
 -- use (plain names, and __name__=~ patterns) is in a live /metrics scrape of the daemon
--- running conf/luadgramd.conf. Needs promtool (Debian package prometheus: bash .ci/deps
--- package).
+-- running conf/luadgramd.conf, plus one listener publishing to a real redis-server for the
+-- outputs' metrics (conf/luadgramd.conf has no output). Needs promtool (Debian package
+-- prometheus: bash .ci/deps package) and redis-server (bash .ci/deps test).
 local h = require "helpers"
+local S = require "servers"
 local cjson = require "cjson"
 
 local ALERTS = h.src .. "/contrib/prometheus/luadgramd-alerts.yml"
@@ -85,17 +87,22 @@ local function names_of(expr)
 end
 
 describe("alerts and dashboard", function()
-  after_each(h.cleanup_and_check)
+  after_each(function()
+    local ok, err = pcall(h.cleanup_and_check)
+    S.stop_all()
+    assert(ok, err)
+  end)
 
   it("the alert rules pass promtool check rules", function()
     need_promtool()
     local code, out = run("promtool check rules " .. h.shq(ALERTS))
     assert.are.equal(0, code, out)
-    assert.is_truthy(out:find("SUCCESS: 5 rules found", 1, true), out)
+    assert.is_truthy(out:find("SUCCESS: 7 rules found", 1, true), out)
     local alerts = {}
     for a in h.read(ALERTS):gmatch("alert:%s*(%S+)") do alerts[#alerts + 1] = a end
     assert.are.same({ "LuadgramdKernelDrops", "LuadgramdHandlerErrors", "LuadgramdReloadFailed",
-                      "LuadgramdSyslogOutputDropping", "LuadgramdSnmptrapOutputErrors" }, alerts)
+                      "LuadgramdSyslogOutputDropping", "LuadgramdSnmptrapOutputErrors",
+                      "LuadgramdOutputSpooling", "LuadgramdOutputDropping" }, alerts)
   end)
 
   it("the dashboard is importable JSON whose every query is valid PromQL", function()
@@ -103,7 +110,7 @@ describe("alerts and dashboard", function()
     local exprs, d = dashboard_exprs()
     assert.are.equal("luadgramd", d.uid)
     assert.are.equal("DS_PROMETHEUS", d.__inputs[1].name)
-    assert.are.equal(17, #exprs - 1, "queries in the panels")
+    assert.are.equal(20, #exprs - 1, "queries in the panels")
     local ids = {}
     for _, p in ipairs(d.panels) do
       assert.is_nil(ids[p.id], "panel id twice: " .. p.id)
@@ -124,7 +131,7 @@ describe("alerts and dashboard", function()
     assert.are.equal(0, code, out .. "\n" .. table.concat(rules, "\n"))
   end)
 
-  it("uses only metrics a live scrape of conf/luadgramd.conf has", function()
+  it("uses only metrics a live scrape of conf/luadgramd.conf (and an output) has", function()
     -- conf/luadgramd.conf as it is, in a folder of its own (its ../var is that folder's),
     -- with free ports in place of its fixed ones and the checkout's scripts
     local text = h.read(h.src .. "/conf/luadgramd.conf")
@@ -137,10 +144,17 @@ describe("alerts and dashboard", function()
     text, n = text:gsub('"127%.0%.0%.1:9177"', '"127.0.0.1:' .. mport .. '"')
     assert.are.equal(1, n, "the metrics address")
     text = "script_path = " .. h.lua(h.src .. "/scripts") .. "\n" .. text
+    -- the outputs' metrics (luadgramd_output_*) need an output: one publisher to redis
+    local redis = S.redis()
+    text = text .. h.config_text { listeners = { {
+      name = "out", bind = "127.0.0.1:" .. h.free_port(),
+      handler = h.src .. "/spec/fixtures/publisher.lua",
+      options = { redis = { server = "127.0.0.1:" .. redis.port, stream = "dash" } },
+    } } }:gsub("^.-\n(listen)", "%1")
     local top = h.tmpdir()
     assert(os.execute("mkdir " .. h.shq(top .. "/conf")))
     local d = h.start { dir = top .. "/conf", text = text,
-                        expect = { echo = 2, snmptrap = 2, syslog = 2 } }
+                        expect = { echo = 2, snmptrap = 2, syslog = 2, out = 1 } }
 
     local used, where = {}, {}
     local function add(list, from)
@@ -159,7 +173,8 @@ describe("alerts and dashboard", function()
                             "luadgramd_send_dropped_total", "luadgramd_reloads_total",
                             "luadgramd_reload_failures_total", "luadgramd_lua_memory_bytes",
                             "^luadgramd_user_syslog_.+_dropped$",
-                            "^luadgramd_user_snmptrap_.+_output_errors$" } do
+                            "^luadgramd_user_snmptrap_.+_output_errors$",
+                            "luadgramd_output_spool_bytes", "luadgramd_output_dropped_total" } do
       assert.is_truthy(used[name], "not used by the rules or the dashboard: " .. name)
     end
 
