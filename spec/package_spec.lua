@@ -96,7 +96,7 @@ describe("the Debian package", function()
                     lines("sort " .. h.shq(ctl .. "/conffiles")))
     local depends = lines("dpkg-deb -f " .. h.shq(deb) .. " Depends")[1]
     for _, p in ipairs { "libc6", "liblua5.4-0", "libevent-core-2.1-7", "libevent-pthreads-2.1-7", "libsmi2ldbl", "libssl3",
-                         "lua-cjson" } do
+                         "libnats3.4", "libhiredis0.14", "zlib1g", "lua-cjson" } do
       assert.is_truthy(depends:find("%f[%w]" .. p:gsub("%p", "%%%0") .. "%f[^%w.-]"),
                        "Depends lacks " .. p .. ": " .. depends)
     end
