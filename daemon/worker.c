@@ -234,7 +234,7 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
                 const struct sockaddr_storage *from, unsigned ifindex, const void *data,
                 size_t len)
 {
-    if (tolen > sizeof(struct sockaddr_storage))
+    if ((size_t)tolen > sizeof(struct sockaddr_storage)) /* a negative int socklen_t too */
         return EINVAL;
     int err;
     struct send_item *it = sendq_reserve(w, len, ws->wl->stats, &err);
