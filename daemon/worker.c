@@ -797,7 +797,7 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
         goto fail;
 
     w->ifaddrs = ifaddr_watch_open(); /* NULL: msg.bcast re-reads every 5 s instead */
-    if (w->ifaddrs) {
+    if (w->ifaddrs && ifaddr_watch_fd(w->ifaddrs) >= 0) { /* else its notices need no loop */
         w->ifaddrs_ev = event_new(w->base, ifaddr_watch_fd(w->ifaddrs), EV_READ | EV_PERSIST,
                                   worker_on_ifaddr, w);
         if (!w->ifaddrs_ev || event_add(w->ifaddrs_ev, NULL) != 0) {
