@@ -115,8 +115,12 @@ describe("luadgramd.exe under Wine", function()
     end, 5)
     if not errors then
       -- Observed with Wine 8: the host's port unreachable never reaches WSARecvMsg (no
-      -- WSAECONNRESET nor WSAECONNREFUSED), so there is nothing to hand on. The daemon
-      -- must still be serving; the H.error path is for real Windows (README "Windows").
+      -- WSAECONNRESET nor WSAECONNREFUSED), so there is nothing to hand on. Wine 8's source
+      -- says why: nothing in server/sock.c, dlls/ntdll/unix/socket.c or dlls/ws2_32 sets
+      -- IP_RECVERR or reads MSG_ERRQUEUE, SIO_UDP_CONNRESET is a stub (ws2_32/socket.c),
+      -- and Linux reports an ICMP error on an unconnected UDP socket only with IP_RECVERR.
+      -- The daemon must still be serving; the H.error path is for real Windows (README
+      -- "Windows").
       assert.are.same({}, h.parse(c:ask("127.0.0.1", p, "errors", 10)))
       stop(d)
       pending("Wine 8 does not report the ICMP error: H.error to verify on real Windows")
