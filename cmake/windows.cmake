@@ -13,7 +13,12 @@ if(NOT deps_rc EQUAL 0)
 endif()
 set(EV "${LUADGRAM_WIN_DEPS}/prefix/libevent")
 
-add_compile_options(-Wall -Wextra -Wno-cast-function-type -Wno-format -Wno-sign-compare)
+# The Linux build's warnings, and -Werror with LUADGRAM_WERROR as there (windows/build passes
+# the Linux build's setting on). Lua and lua-cjson are Debian's code, built with -w.
+add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes)
+if(LUADGRAM_WERROR)
+  add_compile_options(-Werror)
+endif()
 add_compile_definitions(_WIN32_WINNT=0x0A00 WIN32_LEAN_AND_MEAN __USE_MINGW_ANSI_STDIO=1 _POSIX_THREAD_SAFE_FUNCTIONS
   LUADGRAM_VERSION="${PROJECT_VERSION}" LUADGRAM_DATADIR="." LUADGRAM_SYSCONFDIR="conf")
 

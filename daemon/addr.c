@@ -251,9 +251,9 @@ char *addr_format(const struct sockaddr *sa, socklen_t len, int with_port, char 
     case AF_UNIX: {
         const struct sockaddr_un *un = (const struct sockaddr_un *)sa;
         size_t off = offsetof(struct sockaddr_un, sun_path);
-        if (len <= off)
+        if ((size_t)len <= off)
             break;
-        size_t n = len - off;
+        size_t n = (size_t)len - off;
         if (n > sizeof un->sun_path)
             n = sizeof un->sun_path;
         if (un->sun_path[0] == '\0') /* abstract: shown as @name */

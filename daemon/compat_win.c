@@ -182,7 +182,7 @@ int setuid(unsigned uid)
     return -1;
 }
 
-int getuid(void)
+unsigned getuid(void)
 {
     return 1; /* never root: there is none */
 }
@@ -276,6 +276,15 @@ int sigfillset(compat_sigset_t *s)
 int sigaddset(compat_sigset_t *s, int sig)
 {
     *s |= 1ul << (sig & 31);
+    return 0;
+}
+
+int compat_pthread_sigmask(int how, const compat_sigset_t *set, compat_sigset_t *old)
+{
+    (void)how;
+    (void)set;
+    if (old)
+        *old = 0; /* no signal is ever blocked: Windows delivers none to threads */
     return 0;
 }
 

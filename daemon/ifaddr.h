@@ -1,7 +1,8 @@
 /* daemon/ifaddr.h: the host's interface addresses as the receive path needs them (the IPv4
  * broadcast addresses behind msg.bcast) and a watch that says when they changed, so that a
  * worker re-reads them only then. Platform-neutral; ifaddr_linux.c implements it with
- * getifaddrs and a netlink socket (RTM_NEWADDR / RTM_DELADDR). */
+ * getifaddrs and a netlink socket (RTM_NEWADDR / RTM_DELADDR), ifaddr_win.c with
+ * GetAdaptersAddresses and NotifyUnicastIpAddressChange. */
 #ifndef LUADGRAM_IFADDR_H
 #define LUADGRAM_IFADDR_H
 
@@ -15,7 +16,8 @@ struct ifaddr_watch;
 struct ifaddr_watch *ifaddr_watch_open(void);
 void ifaddr_watch_close(struct ifaddr_watch *iw);
 
-/* The descriptor that becomes readable when addresses change (for the event loop). */
+/* The descriptor that becomes readable when addresses change (for the event loop), or -1
+ * when the watch has none and ifaddr_watch_changed alone takes its notices (Windows). */
 int ifaddr_watch_fd(const struct ifaddr_watch *iw);
 
 /* Takes every pending notice without blocking. 1 if an address was added or removed since

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h> /* __MINGW_PRINTF_FORMAT on mingw-w64 */
 
 enum log_level { LOG_LVL_DEBUG, LOG_LVL_INFO, LOG_LVL_WARN, LOG_LVL_ERROR };
 
@@ -21,8 +22,15 @@ void log_init(struct logger *lg, int fd);
 int log_level_parse(const char *s);
 const char *log_level_name(int level);
 int log_enabled(const struct logger *lg, int level);
+/* The printf dialect log_msg's vsnprintf speaks: C99's (%zu...) on Linux and, with
+ * __USE_MINGW_ANSI_STDIO, on mingw-w64 too, where plain `printf` would mean msvcrt's. */
+#ifdef __MINGW_PRINTF_FORMAT
+#define LOG_PRINTF_FORMAT __MINGW_PRINTF_FORMAT
+#else
+#define LOG_PRINTF_FORMAT printf
+#endif
 void log_msg(struct logger *lg, int level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(LOG_PRINTF_FORMAT, 3, 4)));
 void log_vmsg(struct logger *lg, int level, const char *fmt, va_list ap);
 
 #define log_debug(lg, ...) log_msg((lg), LOG_LVL_DEBUG, __VA_ARGS__)

@@ -21,8 +21,6 @@
 
 #define SERVICE_NAME L"luadgramd"
 
-int luadgramd_main(int argc, char **argv);
-
 static struct service_ctx {
     SERVICE_STATUS_HANDLE handle;
     SERVICE_STATUS status;

@@ -1,7 +1,7 @@
 /* daemon/recv_win.c: the Windows receive side of netio.h, on the API luadgramd's receive
  * loop is modelled on: WSARecvMsg (obtained with WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER)
  * once per socket family and cached in the ring), one call per datagram into the ring's
- * buffers, a bounded walk of the WSACMSGHDR control data, and the ICMP errors Windows
+ * buffers, the WSACMSGHDR control data walked by wincmsg.c, and the ICMP errors Windows
  * reports as WSAECONNRESET (SIO_UDP_CONNRESET is on: sock_win.c) handed to recv_error as
  * ECONNREFUSED. Owns the ring's buffers (struct recv_plat) and, per thread, the one error
  * taken from a socket and not yet read by recv_error (recv_win_pending). */
@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "compat_win.h"
+#include "wincmsg.h"
 
 /* Packet info for both families (a dual-stack socket gets both), hop limit and traffic
  * class at both levels, and slack for what we did not plan for. */
@@ -34,65 +35,27 @@ static _Thread_local struct recv_win_pending {
     struct sockerr e;
 } recv_win_pending;
 
-/* ---- bounded WSACMSGHDR walk (same layout as Linux's cmsghdr on x86-64: SIZE_T len,
- * INT level, INT type, data aligned to 8) ---- */
-
-struct cmsg_view {
-    int level, type;
-    const uint8_t *data;
-    size_t len;
-};
-
-#define RECV_ALIGN(n) (((n) + 7u) & ~(size_t)7u)
-
-static int cmsg_next(const uint8_t *control, size_t controllen, size_t *off,
-                     struct cmsg_view *v)
-{
-    WSACMSGHDR h;
-    size_t hdr = RECV_ALIGN(sizeof h);
-    if (*off > controllen || controllen - *off < sizeof h)
-        return 0;
-    memcpy(&h, control + *off, sizeof h);
-    if (h.cmsg_len < hdr || h.cmsg_len > controllen - *off)
-        return 0;
-    v->level = h.cmsg_level;
-    v->type = h.cmsg_type;
-    v->data = control + *off + hdr;
-    v->len = h.cmsg_len - hdr;
-    size_t step = RECV_ALIGN(h.cmsg_len);
-    *off = step > controllen - *off ? controllen : *off + step;
-    return 1;
-}
-
-static void put_v4(struct sockaddr_storage *sa, IN_ADDR a, uint16_t port)
-{
-    struct sockaddr_in *in4 = (struct sockaddr_in *)sa;
-    memset(in4, 0, sizeof *in4);
-    in4->sin_family = AF_INET;
-    in4->sin_addr = a;
-    in4->sin_port = htons(port);
-}
-
-static int byte_int(const struct cmsg_view *v, int *out)
-{
-    int x;
-    if (v->len < sizeof x)
-        return 0;
-    memcpy(&x, v->data, sizeof x);
-    if (x < 0 || x > 255)
-        return 0;
-    *out = x;
-    return 1;
-}
+/* wincmsg.c reads the control data in 64-bit Windows' layout, written out by hand so that it
+ * builds on Linux too: the layout and constants it assumes are these headers'. */
+_Static_assert(sizeof(WSACMSGHDR) == WINCMSG_HDR_SIZE && WSA_CMSG_LEN(0) == WINCMSG_HDR_SIZE &&
+                   WSA_CMSGHDR_ALIGN(1) == WINCMSG_ALIGN,
+               "WSACMSGHDR layout");
+_Static_assert(sizeof(IN_PKTINFO) == WINCMSG_IN_PKTINFO_SIZE &&
+                   sizeof(IN6_PKTINFO) == WINCMSG_IN6_PKTINFO_SIZE &&
+                   sizeof(INT) == WINCMSG_INT_SIZE,
+               "packet info layout");
+_Static_assert(IPPROTO_IP == WINCMSG_IPPROTO_IP && IPPROTO_IPV6 == WINCMSG_IPPROTO_IPV6 &&
+                   IP_TOS == WINCMSG_IP_TOS && IP_TTL == WINCMSG_IP_TTL &&
+                   IP_PKTINFO == WINCMSG_IP_PKTINFO && IP_HOPLIMIT == WINCMSG_IP_HOPLIMIT &&
+                   IPV6_PKTINFO == WINCMSG_IPV6_PKTINFO &&
+                   IPV6_HOPLIMIT == WINCMSG_IPV6_HOPLIMIT && IPV6_TCLASS == WINCMSG_IPV6_TCLASS,
+               "control message levels and types");
 
 void dgram_parse_control(struct dgram *d, const void *control, size_t controllen,
                          int msg_flags, uint16_t local_port)
 {
-    d->dst.ss_family = AF_UNSPEC;
     d->spec_dst.ss_family = AF_UNSPEC;
-    d->ifindex = 0;
-    d->has = 0;
-    d->ttl = d->tos = 0;
+    d->has = 0; /* dst, ifindex, ttl and tos: wincmsg_parse */
     d->time_sec = 0;
     d->time_nsec = 0;
     d->pid = 0;
@@ -101,43 +64,7 @@ void dgram_parse_control(struct dgram *d, const void *control, size_t controllen
     d->flags &= ~(unsigned)DG_CTRUNC;
     if (msg_flags & MSG_CTRUNC)
         d->flags |= DG_CTRUNC;
-    size_t off = 0;
-    struct cmsg_view v;
-    while (cmsg_next(control, controllen, &off, &v)) {
-        if (v.level == IPPROTO_IP && v.type == IP_PKTINFO && v.len >= sizeof(IN_PKTINFO)) {
-            IN_PKTINFO pi;
-            memcpy(&pi, v.data, sizeof pi);
-            put_v4(&d->dst, pi.ipi_addr, local_port);
-            d->ifindex = (unsigned)pi.ipi_ifindex;
-            d->has |= DG_HAS_DST; /* Windows has no spec_dst */
-        } else if (v.level == IPPROTO_IPV6 && v.type == IPV6_PKTINFO &&
-                   v.len >= sizeof(IN6_PKTINFO)) {
-            IN6_PKTINFO pi;
-            memcpy(&pi, v.data, sizeof pi);
-            int mapped = IN6_IS_ADDR_V4MAPPED(&pi.ipi6_addr);
-            if (mapped && (d->has & DG_HAS_DST))
-                continue; /* IP_PKTINFO already said it */
-            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&d->dst;
-            memset(in6, 0, sizeof *in6);
-            in6->sin6_family = AF_INET6;
-            in6->sin6_addr = pi.ipi6_addr;
-            in6->sin6_port = htons(local_port);
-            if (IN6_IS_ADDR_LINKLOCAL(&pi.ipi6_addr))
-                in6->sin6_scope_id = pi.ipi6_ifindex;
-            socklen_t len = sizeof *in6;
-            dgram_unmap_v4(&d->dst, &len);
-            d->ifindex = (unsigned)pi.ipi6_ifindex;
-            d->has |= DG_HAS_DST;
-        } else if ((v.level == IPPROTO_IP && (v.type == IP_TTL || v.type == IP_HOPLIMIT)) ||
-                   (v.level == IPPROTO_IPV6 && v.type == IPV6_HOPLIMIT)) {
-            if (byte_int(&v, &d->ttl))
-                d->has |= DG_HAS_TTL;
-        } else if ((v.level == IPPROTO_IP && v.type == IP_TOS) ||
-                   (v.level == IPPROTO_IPV6 && v.type == IPV6_TCLASS)) {
-            if (byte_int(&v, &d->tos))
-                d->has |= DG_HAS_TOS;
-        }
-    }
+    wincmsg_parse(d, control, controllen, local_port);
 }
 
 /* ---- the ring ---- */

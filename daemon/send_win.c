@@ -24,7 +24,8 @@ union send_control {
 static int send_one(const struct send_item *it, int domain, LPFN_WSASENDMSG sendmsg_fn)
 {
     struct sockaddr_storage to;
-    int tolen = (int)(it->tolen > sizeof to ? sizeof to : it->tolen);
+    size_t given = (size_t)it->tolen; /* worker_send refused more than a sockaddr_storage */
+    int tolen = (int)(given > sizeof to ? sizeof to : given);
     memset(&to, 0, sizeof to);
     memcpy(&to, &it->to, (size_t)tolen);
     struct sockaddr_storage from = it->from;

@@ -234,7 +234,7 @@ int worker_send(struct worker *w, struct wsock *ws, const struct sockaddr *to, s
                 const struct sockaddr_storage *from, unsigned ifindex, const void *data,
                 size_t len)
 {
-    if (tolen > sizeof(struct sockaddr_storage))
+    if ((size_t)tolen > sizeof(struct sockaddr_storage)) /* a negative int socklen_t too */
         return EINVAL;
     int err;
     struct send_item *it = sendq_reserve(w, len, ws->wl->stats, &err);
@@ -800,7 +800,7 @@ struct worker *worker_create(const struct daemon_shared *d, const struct config 
         goto fail;
 
     w->ifaddrs = ifaddr_watch_open(); /* NULL: msg.bcast re-reads every 5 s instead */
-    if (w->ifaddrs) {
+    if (w->ifaddrs && ifaddr_watch_fd(w->ifaddrs) >= 0) { /* else its notices need no loop */
         w->ifaddrs_ev = event_new(w->base, ifaddr_watch_fd(w->ifaddrs), EV_READ | EV_PERSIST,
                                   worker_on_ifaddr, w);
         if (!w->ifaddrs_ev || event_add(w->ifaddrs_ev, NULL) != 0) {

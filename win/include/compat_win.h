@@ -74,7 +74,7 @@ struct group *getgrnam(const char *name);
 int initgroups(const char *user, unsigned gid);
 int setgid(unsigned gid);
 int setuid(unsigned uid);
-int getuid(void);
+unsigned getuid(void); /* uid_t, as pw_uid */
 
 /* libevent's threads on Windows are Windows threads. */
 #define evthread_use_pthreads evthread_use_windows_threads
@@ -128,6 +128,14 @@ int sigemptyset(compat_sigset_t *s);
 int sigfillset(compat_sigset_t *s);
 int sigaddset(compat_sigset_t *s, int sig);
 int kill(int pid, int sig);
+/* winpthreads' pthread_sigmask is a macro that drops its arguments (pthread_signal.h); a
+ * function that reports an empty old mask instead, so callers' variables are used and set. */
+#include <pthread.h>
+#undef pthread_sigmask
+int compat_pthread_sigmask(int how, const compat_sigset_t *set, compat_sigset_t *old);
+#define pthread_sigmask compat_pthread_sigmask
+/* main.c's main, renamed by cmake/windows.cmake so that main_win.c can call it. */
+int luadgramd_main(int argc, char **argv);
 int unsetenv(const char *name);
 
 #endif
