@@ -494,6 +494,8 @@ failover_case() {
     lg_pid=$!
     failover_wait_published "$OUTPUTS_MPORT" $((FAILOVER_COUNT * FAILOVER_KILL_AT / 100)) "$lg_pid"
     t_kill=$(date +%s.%N)
+    local at_kill
+    at_kill=$(failover_published "$OUTPUTS_MPORT")
     if [[ $case == leader ]]; then
         bus_stop "${NATS_PID[$leader]}" KILL
         new=$(failover_new_leader "$leader") || new=
@@ -501,15 +503,16 @@ failover_case() {
         failover_wait_published "$OUTPUTS_MPORT" \
             $((FAILOVER_COUNT * FAILOVER_RESTART_AT / 100)) "$lg_pid"
         nats_restart "$leader"
-        log_run outputs_failover "$case" "$run" "leader $leader SIGKILLed at" \
-            "$(failover_published "$OUTPUTS_MPORT") published... new leader ${new:-none}" \
-            "after $(awk -v a="$t_kill" -v b="$t_new" 'BEGIN { printf "%.2f", b - a }') s;" \
-            "$leader restarted"
+        log_run outputs_failover "$case" "$run" "leader $leader SIGKILLed at $at_kill" \
+            "published; new leader ${new:-none} after $(awk -v a="$t_kill" -v b="$t_new" \
+            'BEGIN { printf "%.2f", b - a }') s; $leader restarted at" \
+            "$(failover_published "$OUTPUTS_MPORT") published"
     else
         for name in "${!NATS_PID[@]}"; do bus_stop "${NATS_PID[$name]}" KILL; done
         sleep "$ALLDOWN_SECONDS" # the outage itself: how long the bus stays away
         for name in n1 n2 n3; do nats_restart "$name"; done
-        log_run outputs_failover "$case" "$run" "all three SIGKILLed, restarted after" \
+        log_run outputs_failover "$case" "$run" "all three SIGKILLed at $at_kill published," \
+            "restarted after" \
             "$ALLDOWN_SECONDS s; spooled so far $(metric "$OUTPUTS_MPORT" \
             luadgramd_output_spooled_total)"
     fi
