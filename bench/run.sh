@@ -14,7 +14,8 @@
 # to install nothing, RESULTS (file to write; default bench/RESULTS.md for a full run).
 # Sizes: ECHO_SIZE (64), INFLIGHT (64), ECHO_SECONDS (3); COLLECT_COUNT (1000000),
 # COLLECT_SIZE (200), COLLECT_RATE (200000); DNS_SECONDS (5), DNS_CLIENTS (8),
-# DNS_OUTSTANDING (64); PROFILE_COUNT (20000); SIZE and SINK_COUNT for raw_sink/raw_echo.
+# DNS_OUTSTANDING (64); PROFILE_COUNT (20000); SIZE and SINK_COUNT for raw_sink/raw_echo;
+# SYSLOG_*, SNMP_*, OUTPUTS_* and FAILOVER_* in bench/syslog, bench/snmp, bench/outputs.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)

@@ -207,7 +207,7 @@ outputs_measure() {
     local kind=$1 mport=$2; shift 2
     local cmd=("$TOOLS/loadgen" --to "127.0.0.1:$OUTPUTS_PORT" --count "$OUTPUTS_COUNT"
                --rate "$OUTPUTS_RATE" --payload "$SYSLOG_PAYLOAD" --payload-lines --batch 64
-               --seconds $((OUTPUTS_COUNT / OUTPUTS_RATE * 4 + 10)))
+               --seconds $((OUTPUTS_COUNT * 4 / OUTPUTS_RATE + 10)))
     local c0 c1 t0 lg sent stored t_end secs counters=
     cmdline outputs "${cmd[@]}"
     c0=$(cpu_ticks "$SERVER_PID")
@@ -228,6 +228,7 @@ outputs_measure() {
     log_run outputs "$kind" "$run" "loadgen: $lg; stored=$stored seconds=$secs" \
         "cpu_ticks=$((${c1:-0} - c0))$counters"
     put outputs "$kind" sent "$sent"
+    put outputs "$kind" lgrate "$(field rate "$lg")"
     put outputs "$kind" stored "$stored"
     put outputs "$kind" loss "$(loss_pct "$sent" "$stored")"
     put outputs "$kind" rate "$(awk -v n="$stored" -v s="$secs" \
@@ -300,7 +301,7 @@ omhiredis_dir() {
 }
 
 section_outputs() {
-    local run kinds=("${OUTPUTS_KINDS[@]}") missing=
+    local run missing=''
     if ! command -v nats-server >/dev/null || ! command -v redis-server >/dev/null ||
             [[ ! -x $NATS_TOOL ]]; then
         md outputs "nats-server, redis-server or $NATS_TOOL is missing: no figures."
@@ -312,6 +313,7 @@ section_outputs() {
         missing=rsyslog
     fi
     run=1
+    # shellcheck disable=SC2034 # read by syslog_step and syslog_runs (bench/syslog)
     local SYSLOG_SEC=outputs
     syslog_payload || return 0
     for ((run = 1; run <= RUNS; run++)); do
@@ -330,7 +332,8 @@ section_outputs() {
         rm -rf "$WORK/redis.$run"
     done
     # the receive path's loss-free rate with a file sink and with a JetStream R1 sink
-    local SYSLOG_MISSING=
+    # shellcheck disable=SC2034 # read by syslog_runs
+    local SYSLOG_MISSING=''
     syslog_runs luadgramd luadgramd_nats
     outputs_results
 }
@@ -341,7 +344,9 @@ syslog_setup_luadgramd_nats() {
     local dir=$WORK/nats.step
     rm -rf "$dir"
     nats_up 1 "$dir" || { nats_down; return 1; }
+    # conf, envs and stored are syslog_step's (bench/syslog/section.sh)
     conf=$SRC/bench/outputs/luadgramd.conf
+    # shellcheck disable=SC2034
     envs=(env BENCH_PORT="$port" BENCH_METRICS_PORT="$mport" BENCH_OUTPUT=nats BENCH_STREAM=R1
           BENCH_SPOOL="$dir/spool" BENCH_NATS_URLS="${NATS_URLS[*]}" BENCH_REPLICAS=1)
     stored=(nats_count R1)
@@ -366,6 +371,10 @@ outputs_results() {
     for kind in "${OUTPUTS_KINDS[@]}"; do
         figure outputs "$kind" rate "${labels[$kind]}: records/s, first datagram to last stored" \
             "$(ratio "$(med outputs "$kind" rate)" "$OUTPUTS_RATE") × offered"
+    done
+    for kind in "${OUTPUTS_KINDS[@]}"; do
+        figure outputs "$kind" lgrate "loadgen: send rate achieved towards $kind" \
+            "$(ratio "$(med outputs "$kind" lgrate)" "$OUTPUTS_RATE") × offered"
     done
     for kind in "${OUTPUTS_KINDS[@]}"; do
         figure outputs "$kind" cpu "${labels[$kind]}: CPU-µs per record" \
@@ -463,7 +472,7 @@ failover_check() {
 # for ALLDOWN_SECONDS (alldown); puts the figures under "outputs_failover CASE".
 failover_case() {
     local case=$1 out=$WORK/failover.$1.$run dir=$WORK/failover.$1.$run.d
-    local echo_port lg_pid rr_pid lg rr leader new= t_kill t_new name chk stored t_end
+    local echo_port lg_pid rr_pid lg rr leader new='' t_kill t_new name chk stored t_end
     nats_up 3 "$dir" || { nats_down; return 0; }
     echo_port=$(free_port) || return 0
     outputs_env nats R3 "$echo_port" || return 0
@@ -482,7 +491,7 @@ failover_case() {
     fi
     local lcmd=("$TOOLS/loadgen" --to "127.0.0.1:$OUTPUTS_PORT" --count "$FAILOVER_COUNT"
                 --rate "$FAILOVER_RATE" --payload "$FAILOVER_PAYLOAD" --payload-lines
-                --batch 16 --seconds $((FAILOVER_COUNT / FAILOVER_RATE * 4 + 10)))
+                --batch 16 --seconds $((FAILOVER_COUNT * 4 / FAILOVER_RATE + 10)))
     local secs=$((FAILOVER_COUNT / FAILOVER_RATE + ALLDOWN_SECONDS + 5))
     local rcmd=("$TOOLS/rrclient" --to "127.0.0.1:$echo_port" --size 64
                 --inflight "$FAILOVER_INFLIGHT" --seconds "$secs" --timeout 1000)
@@ -521,7 +530,7 @@ failover_case() {
     lg=$(tail -1 "$out.lg") rr=$(tail -1 "$out.rr")
     local OUTPUTS_STILL=20 # a cluster back from an outage takes seconds to elect leaders
     read -r stored t_end < <(outputs_wait_stored "$(field sent "$lg")" nats_count R3)
-    local counters= f
+    local counters='' f
     for f in published_total acked_total retried_total spooled_total dropped_total inflight \
              spool_bytes; do
         counters+=" $f=$(metric "$OUTPUTS_MPORT" "luadgramd_output_$f")"
