@@ -198,9 +198,9 @@ syslog_step() {
 # syslog_payload: writes the payload lines (SYSLOG_PAYLOAD) once per invocation of run.sh.
 syslog_payload() {
     SYSLOG_PAYLOAD=$WORK/syslog.lines
-    [[ -s $SYSLOG_PAYLOAD ]] && return 0
     cmdline "$SYSLOG_SEC" "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" \
         "$SYSLOG_SIZE"
+    [[ -s $SYSLOG_PAYLOAD ]] && return 0
     "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" "$SYSLOG_SIZE"
 }
 
