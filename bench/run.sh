@@ -14,7 +14,8 @@
 # to install nothing, RESULTS (file to write; default bench/RESULTS.md for a full run).
 # Sizes: ECHO_SIZE (64), INFLIGHT (64), ECHO_SECONDS (3); COLLECT_COUNT (1000000),
 # COLLECT_SIZE (200), COLLECT_RATE (200000); DNS_SECONDS (5), DNS_CLIENTS (8),
-# DNS_OUTSTANDING (64); PROFILE_COUNT (20000); SIZE and SINK_COUNT for raw_sink/raw_echo.
+# DNS_OUTSTANDING (64); PROFILE_COUNT (20000); SIZE and SINK_COUNT for raw_sink/raw_echo;
+# SYSLOG_*, SNMP_*, OUTPUTS_* and FAILOVER_* in bench/syslog, bench/snmp, bench/outputs.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -38,19 +39,23 @@ DNS_OUTSTANDING=${DNS_OUTSTANDING:-64}
 PROFILE_COUNT=${PROFILE_COUNT:-20000}
 # The full run: what `bench/run.sh` without arguments runs and puts in RESULTS.md.
 # raw_sink and raw_echo are the quick stand-alone checks of the tools.
-SECTIONS=(echo collect dns memory syslog snmp snmpv3 profile)
+SECTIONS=(echo collect dns memory syslog snmp snmpv3 outputs outputs_failover profile)
 EXTRA_SECTIONS=(raw_sink raw_echo)
-PEER_PACKAGES=(lua-socket lua-luv dnsdist dnsperf python3 rsyslog snmp snmptrapd)
+PEER_PACKAGES=(lua-socket lua-luv dnsdist dnsperf python3 rsyslog snmp snmptrapd
+               rsyslog-hiredis nats-server redis-server redis-tools)
 # and what the script itself uses: callgrind for the profile, curl for /metrics, ss, taskset
 TOOL_PACKAGES=(valgrind curl iproute2 util-linux)
 
 WORK=$(mktemp -d)
 SERVER_PID=
 SAMPLER_PID=
+PEER_PIDS=() # servers a section runs beside its receiver (the outputs' buses), by pid
 CLK_TCK=$(getconf CLK_TCK)
 cleanup() {
+    local p
     if [[ -n $SAMPLER_PID ]]; then kill "$SAMPLER_PID" 2>/dev/null || true; fi
     if [[ -n $SERVER_PID ]]; then kill "$SERVER_PID" 2>/dev/null || true; fi
+    for p in "${PEER_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -63,6 +68,8 @@ build_tools() {
     cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$BUILD" -j2 --target luadgramd bench_loadgen bench_rrclient bench_sink \
         bench_echo >/dev/null
+    # the outputs' sections read JetStream streams with the specs' reader (when built)
+    cmake --build "$BUILD" -j2 --target nats_stream >/dev/null 2>&1 || true
 }
 
 # pin CPU CMD...: runs CMD on one core when taskset and two cores are there (taskset execs
@@ -146,7 +153,7 @@ start_daemon() {
         kill -0 "$SERVER_PID" 2>/dev/null || break
         sleep 0.1
     done
-    echo "server did not start: $* : $(tail -5 "$out.err" "$out")" >&2
+    echo "server did not start: $* : $(tail -n 5 "$out.err" "$out")" >&2
     stop_server
     return 1
 }
@@ -305,9 +312,11 @@ has_luasocket() { lua5.4 -e 'require "socket"' 2>/dev/null; }
 has_luv() { lua5.4 -e 'require "luv"' 2>/dev/null; }
 
 # install_peers: apt-get installs the peers (and the tools the script uses) that are
-# missing, only as root (NO_INSTALL=1: never). The dnsdist and rsyslog packages enable a
-# service: when one started, it is stopped again through the init system, so that nothing
-# of the packages is left listening or logging (the sections run their own instances).
+# missing, only as root (NO_INSTALL=1: never). The dnsdist, rsyslog, redis-server and
+# nats-server packages enable a service: a policy-rc.d keeps it from starting during the
+# install, and one that started anyway is stopped again through the init system, so that
+# nothing of the packages is left listening or logging (the sections run their own
+# instances).
 install_peers() {
     local p missing=() before after svc
     for p in "${PEER_PACKAGES[@]}" "${TOOL_PACKAGES[@]}"; do
@@ -322,11 +331,22 @@ install_peers() {
     echo "# installing peers: ${missing[*]}" >&2
     # SERVICES: "process:service:systemd units" of the packages that start a service
     local services=("dnsdist:dnsdist:dnsdist.service"
-                    "rsyslogd:rsyslog:rsyslog.service syslog.socket")
+                    "rsyslogd:rsyslog:rsyslog.service syslog.socket"
+                    "redis-server:redis-server:redis-server.service"
+                    "nats-server:nats-server:nats-server.service")
     before=$(for svc in "${services[@]}"; do pgrep -x "${svc%%:*}" || true; done)
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 || true
+    # a policy-rc.d answering 101 ("action forbidden") keeps the services from starting at
+    # all (as .ci/deps does); only ours is removed afterwards. The check below stays for
+    # init systems that do not ask it.
+    local policy=
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy"
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >&2 || echo "# apt-get install failed; missing peers are skipped" >&2
+    [[ -z $policy ]] || rm -f "$policy"
     for svc in "${services[@]}"; do
         after=$(pgrep -x "${svc%%:*}" || true)
         # only a process that was not there before the install (not the host's own syslog)
@@ -893,6 +913,11 @@ source "$SRC/bench/syslog/section.sh"
 # shellcheck source=bench/snmp/section.sh
 source "$SRC/bench/snmp/section.sh"
 
+# outputs, outputs_failover: (issue 13) the syslog collector into JetStream and Redis beside
+# rsyslog's omhiredis; exactly once through a leader failover.
+# shellcheck source=bench/outputs/section.sh
+source "$SRC/bench/outputs/section.sh"
+
 # profile: callgrind on luadgramd with scripts/echo.lua while rrclient sends PROFILE_COUNT
 # requests; the top functions by instructions, and their share per shared object.
 section_profile() {
@@ -982,6 +1007,8 @@ SECTION_TITLES=(
     "syslog:Syslog collection (issue 4)"
     "snmp:SNMP traps (issue 5)"
     "snmpv3:SNMPv3 traps, authPriv SHA-256/AES (issue 12)"
+    "outputs:Outputs: syslog into NATS JetStream and Redis Streams (issue 13)"
+    "outputs_failover:Outputs: exactly once into JetStream R3 through a failover (issue 13)"
     "profile:Profile: callgrind on luadgramd with scripts/echo.lua"
 )
 

@@ -33,6 +33,10 @@ SYSLOG_SECONDS=${SYSLOG_SECONDS:-2}
 SYSLOG_SIZE=${SYSLOG_SIZE:-200}
 SYSLOG_LINES=${SYSLOG_LINES:-100000}
 SYSLOG_KINDS=(sink luadgramd rsyslog)
+# The section the steps' figures and commands go to (section_outputs runs the same steps
+# under its own name), and receivers left out of the steps (not installed).
+SYSLOG_SEC=syslog
+SYSLOG_MISSING=
 # The issue's figures, measured on a 2-core machine at 200 000 messages/s.
 SYSLOG_ISSUE_RATE=200000
 
@@ -75,7 +79,7 @@ syslog_first() { head -c 300 "$1" 2>/dev/null | head -1; }
 # differ in --count and --rate, and in the ports and files).
 syslog_cmdline() {
     [[ $rate == "${SYSLOG_RATES%% *}" ]] || return 0
-    cmdline syslog "$@"
+    cmdline "$SYSLOG_SEC" "$@"
 }
 
 # syslog_load ADDR RATE COUNT: loadgen sends the payload lines from the client core; its
@@ -102,30 +106,40 @@ syslog_step() {
             lg=$(syslog_load "$SERVER_ADDR" "$rate" "$count")
             wait_server
             sk=$(cat "$out")
-            log_run syslog sink "$run" "$rate/s: loadgen: $lg; sink: $sk"
+            log_run "$SYSLOG_SEC" sink "$run" "$rate/s: loadgen: $lg; sink: $sk"
             got=$(field received "$sk")
             drops=$(field drops "$sk")
             cpu=$(field cpu_s_per_million "$sk") # CPU-s per million = CPU-µs per datagram
             ;;
-        luadgramd)
+        luadgramd|luadgramd_*)
+            # luadgramd_KIND: the same collector with another sink, set up by
+            # syslog_setup_luadgramd_KIND (it may change conf, add to envs and replace
+            # stored, the command printing the records stored so far) and torn down by
+            # syslog_teardown_luadgramd_KIND.
             port=$(free_port) || return 0
             mport=$(free_port) || return 0
             file=$out.jsonl
             rm -f "$file"
+            local conf=$SRC/bench/syslog/luadgramd.conf stored=(count_lines "$file")
             local envs=(env BENCH_PORT="$port" BENCH_METRICS_PORT="$mport" BENCH_OUT="$file")
-            syslog_cmdline "${envs[@]}" "$DAEMON" -c "$SRC/bench/syslog/luadgramd.conf"
-            start_daemon "$out" "$SERVER_CPU" 10 ' running: ' "${envs[@]}" "$DAEMON" \
-                -c "$SRC/bench/syslog/luadgramd.conf" || return 0
+            if [[ $kind != luadgramd ]]; then "syslog_setup_$kind" || return 0; fi
+            syslog_cmdline "${envs[@]}" "$DAEMON" -c "$conf"
+            if ! start_daemon "$out" "$SERVER_CPU" 10 ' running: ' "${envs[@]}" "$DAEMON" \
+                    -c "$conf"; then
+                [[ $kind == luadgramd ]] || "syslog_teardown_$kind"
+                return 0
+            fi
             t0=$(cpu_ticks "$SERVER_PID") w0=$(syslog_rq_wait "$SERVER_PID")
             lg=$(syslog_load "127.0.0.1:$port" "$rate" "$count")
-            settle 8 "$(field sent "$lg")" count_lines "$file" >/dev/null
+            settle 8 "$(field sent "$lg")" "${stored[@]}" >/dev/null
             syslog_after
             drops=$(metric "$mport" luadgramd_kernel_drops_total)
             rx=$(metric "$mport" luadgramd_received_total)
             stop_server
-            got=$(count_lines "$file")
-            log_run syslog luadgramd "$run" "$rate/s: loadgen: $lg; lines=$got received=$rx" \
-                "kernel_drops=$drops $stats" \
+            got=$("${stored[@]}")
+            [[ $kind == luadgramd ]] || "syslog_teardown_$kind"
+            log_run "$SYSLOG_SEC" "$kind" "$run" "$rate/s: loadgen: $lg; stored=$got" \
+                "received=$rx kernel_drops=$drops $stats" \
                 "$(grep -hE ' (warn|error): ' "$out.err" "$out" | head -2 | tr '\n' ' ')"
             ;;
         rsyslog)
@@ -154,7 +168,7 @@ syslog_step() {
             drops=$(syslog_udp_drops "$port")
             stop_server
             got=$(count_lines "$file")
-            log_run syslog rsyslog "$run" "$rate/s: loadgen: $lg; lines=$got" \
+            log_run "$SYSLOG_SEC" rsyslog "$run" "$rate/s: loadgen: $lg; lines=$got" \
                 "kernel_drops=$drops $stats" \
                 "$(grep -v -e '\] start$' -e 'exiting on signal' -e 'rcvbuf size' "$out" |
                    head -2 | tr '\n' ' ')"
@@ -163,51 +177,50 @@ syslog_step() {
     if [[ $kind != sink ]]; then
         cpu=$(awk -v t0="$t0" -v t1="$t1" -v h="$CLK_TCK" -v n="${got:-0}" \
             'BEGIN { if (n > 0 && t1 != "") printf "%.2f", (t1 - t0) / h / n * 1e6 }')
-        if [[ $run == 1 && $rate == "${SYSLOG_RATES%% *}" ]]; then
-            log_run syslog "$kind" "$run" "first line written: $(syslog_first "$file")"
+        if [[ $run == 1 && $rate == "${SYSLOG_RATES%% *}" && -f $file ]]; then
+            log_run "$SYSLOG_SEC" "$kind" "$run" "first line written: $(syslog_first "$file")"
         fi
         rm -f "$file" # up to ~200 MB at 200k/s: one step's file at a time
     fi
     sent=$(field sent "$lg")
-    put syslog "$kind" "sent_$rate" "$sent"
-    put syslog "$kind" "rate_$rate" "$(field rate "$lg")"
-    put syslog "$kind" "got_$rate" "$got"
-    put syslog "$kind" "loss_$rate" "$(loss_pct "$sent" "$got")"
-    put syslog "$kind" "drops_$rate" "$drops"
-    put syslog "$kind" "cpu_$rate" "$cpu"
+    put "$SYSLOG_SEC" "$kind" "sent_$rate" "$sent"
+    put "$SYSLOG_SEC" "$kind" "rate_$rate" "$(field rate "$lg")"
+    put "$SYSLOG_SEC" "$kind" "got_$rate" "$got"
+    put "$SYSLOG_SEC" "$kind" "loss_$rate" "$(loss_pct "$sent" "$got")"
+    put "$SYSLOG_SEC" "$kind" "drops_$rate" "$drops"
+    put "$SYSLOG_SEC" "$kind" "cpu_$rate" "$cpu"
     STEP_ROW="${got:-–}, $(loss_pct "$sent" "$got"), ${cpu:-–}"
     STEP_LOSSLESS=
     [[ -n $sent && $sent -gt 0 && $got == "$sent" ]] && STEP_LOSSLESS=1
     return 0
 }
 
-section_syslog() {
-    local run rate kind row kinds=("${SYSLOG_KINDS[@]}")
-    local -A lossfree lossy
+# syslog_payload: writes the payload lines (SYSLOG_PAYLOAD) once per invocation of run.sh.
+syslog_payload() {
     SYSLOG_PAYLOAD=$WORK/syslog.lines
-    if ! BENCH_PORT=1 BENCH_METRICS_PORT=1 BENCH_OUT=/dev/null "$DAEMON" -t \
-            -c "$SRC/bench/syslog/luadgramd.conf" >"$WORK/syslog.check" 2>&1; then
-        md syslog "scripts/syslog.lua does not load: $(tail -1 "$WORK/syslog.check")."
-        return 0
-    fi
-    if ! command -v rsyslogd >/dev/null; then
-        md syslog "rsyslog is not installed (Debian package rsyslog): its rows are skipped."
-        kinds=(sink luadgramd)
-    fi
-    run=1 # cmdline records the first run's commands
-    cmdline syslog "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" "$SYSLOG_SIZE"
-    "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" "$SYSLOG_SIZE" || return 0
+    cmdline "$SYSLOG_SEC" "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" \
+        "$SYSLOG_SIZE"
+    [[ -s $SYSLOG_PAYLOAD ]] && return 0
+    "$SRC/bench/syslog/payload.sh" "$SYSLOG_LINES" "$SYSLOG_PAYLOAD" "$SYSLOG_SIZE"
+}
+
+# syslog_runs KIND...: RUNS runs, each a step of every rate of SYSLOG_RATES for each receiver
+# KIND (those in SYSLOG_MISSING are shown as "–"); prints each run's table and puts each
+# receiver's loss-free rate (the highest step with no loss at it and every step below).
+syslog_runs() {
+    local kinds=("$@") run rate kind row
+    local -A lossfree lossy
     for ((run = 1; run <= RUNS; run++)); do
-        lossfree=([sink]=0 [luadgramd]=0 [rsyslog]=0)
-        lossy=()
-        echo "# syslog run $run: $SYSLOG_SIZE-byte syslog lines, $SYSLOG_SECONDS s per step;" \
-             "each receiver: received, loss %, CPU-µs per message"
-        printf '| %-7s | %-24s | %-24s | %-24s |\n' "rate/s" "${SYSLOG_KINDS[@]}"
+        lossfree=() lossy=()
+        for kind in "${kinds[@]}"; do lossfree[$kind]=0; done
+        echo "# $SYSLOG_SEC run $run: $SYSLOG_SIZE-byte syslog lines, $SYSLOG_SECONDS s per" \
+             "step; each receiver: received, loss %, CPU-µs per message"
+        printf '| %-7s |' "rate/s"; printf ' %-24s |' "${kinds[@]}"; echo
         for rate in $SYSLOG_RATES; do
             row=()
-            for kind in "${SYSLOG_KINDS[@]}"; do
+            for kind in "${kinds[@]}"; do
                 STEP_ROW="–" STEP_LOSSLESS=
-                if [[ " ${kinds[*]} " == *" $kind "* ]]; then syslog_step "$kind" "$rate"; fi
+                if [[ " $SYSLOG_MISSING " != *" $kind "* ]]; then syslog_step "$kind" "$rate"; fi
                 row+=("$STEP_ROW")
                 if [[ -n $STEP_LOSSLESS && -z ${lossy[$kind]:-} ]]; then
                     lossfree[$kind]=$rate
@@ -215,10 +228,29 @@ section_syslog() {
                     lossy[$kind]=1
                 fi
             done
-            printf '| %-7s | %-24s | %-24s | %-24s |\n' "$rate" "${row[@]}"
+            printf '| %-7s |' "$rate"; printf ' %-24s |' "${row[@]}"; echo
         done
-        for kind in "${kinds[@]}"; do put syslog "$kind" lossfree "${lossfree[$kind]}"; done
+        for kind in "${kinds[@]}"; do
+            [[ " $SYSLOG_MISSING " == *" $kind "* ]] ||
+                put "$SYSLOG_SEC" "$kind" lossfree "${lossfree[$kind]}"
+        done
     done
+}
+
+section_syslog() {
+    if ! BENCH_PORT=1 BENCH_METRICS_PORT=1 BENCH_OUT=/dev/null "$DAEMON" -t \
+            -c "$SRC/bench/syslog/luadgramd.conf" >"$WORK/syslog.check" 2>&1; then
+        md syslog "scripts/syslog.lua does not load: $(tail -1 "$WORK/syslog.check")."
+        return 0
+    fi
+    SYSLOG_MISSING=
+    if ! command -v rsyslogd >/dev/null; then
+        md syslog "rsyslog is not installed (Debian package rsyslog): its rows are skipped."
+        SYSLOG_MISSING=rsyslog
+    fi
+    local run=1 # cmdline records the first run's commands
+    syslog_payload || return 0
+    syslog_runs "${SYSLOG_KINDS[@]}"
     syslog_results
 }
 
