@@ -92,6 +92,15 @@ static natsStatus nats_options(natsOptions **opts, const struct nats_out_cfg *cf
     return s;
 }
 
+/* 1 for the JetStream API errors of a cluster that is starting: its meta leader does not
+ * know every peer yet ("no suitable peers for placement" for an R3 stream) or has not
+ * been elected. */
+static int nats_cluster_settling(jsErrCode jerr)
+{
+    return jerr == JSClusterNoPeersErr || jerr == JSClusterNotAvailErr ||
+           jerr == JSClusterNotLeaderErr;
+}
+
 /* Connects without the loop (libnats' own threads), finds the stream or creates it, and
  * checks that it holds cfg->subject. */
 static int nats_check(const struct nats_out_cfg *cfg, char *err, size_t errlen)
@@ -148,13 +157,15 @@ static int nats_check(const struct nats_out_cfg *cfg, char *err, size_t errlen)
         } else {
             snprintf(what, sizeof what, "nats: stream '%s'", cfg->stream);
         }
-        /* a JetStream API error (jerr) is the server's answer: not tried again */
-        if (jerr != 0 || nats_Now() >= deadline) {
+        /* a JetStream API error (jerr) is the server's answer: not tried again, unless it
+         * says the cluster is still settling */
+        if ((jerr != 0 && !nats_cluster_settling(jerr)) || nats_Now() >= deadline) {
             nats_err(err, errlen, what, s);
             goto out;
         }
         nats_Sleep(200);
         s = NATS_OK;
+        jerr = 0;
     }
     int holds = 0;
     for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
