@@ -91,7 +91,12 @@ describe("luadgram.nats", function()
     end)
     S.wait_settled(mport, "pub", N)
     assert_exactly(cluster, N)
-    assert.are.equal(0, h.metric(h.metrics(mport), "luadgramd_kernel_drops_total", "pub"))
+    local text = h.metrics(mport)
+    assert.are.equal(0, h.metric(text, "luadgramd_kernel_drops_total", "pub"))
+    -- replay backs off while acks fail (no leader): without the backoff, ~150 x N
+    local retried = h.metric(text, "luadgramd_output_retried_total", "pub")
+    print(string.format("# retried %d for %d records", retried, N))
+    assert.is_true(retried < 20 * N, "retried " .. retried)
     table.sort(worst)
     local p99 = worst[math.max(1, math.ceil(#worst * 0.99))]
     print(string.format("# leader %s killed; echo p99 %.1f ms over %d requests", leader_name,

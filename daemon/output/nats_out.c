@@ -1,10 +1,10 @@
 /* daemon/output/nats_out.c: the NATS JetStream transport. It owns the libnats connection,
- * attached to the worker's libevent base through libnats' libevent adapter (reads, writes
- * and the connection's socket run on the loop), and its JetStream context. libnats still
- * runs threads of its own: the reconnect thread (which re-attaches the socket to the loop),
- * the timers (pings, the async publish MaxWait) and the delivery of the publish acks. So
- * the ack handler and the connection callbacks here only touch the output's atomics and
- * its locked queue (output_done, output_set_up), which wake the loop; no Lua runs there. */
+ * attached to the worker's libevent base through nats_loop.c (reads, writes and the
+ * connection's socket run on the loop), and its JetStream context. libnats still runs
+ * threads of its own: the reconnect thread (which re-attaches the socket to the loop), the
+ * timers (pings, the async publish MaxWait) and the delivery of the publish acks. So the ack
+ * handler and the connection callbacks here only touch the output's atomics and its locked
+ * queue (output_done, output_set_up), which wake the loop; no Lua runs there. */
 #include "nats_out.h"
 
 #include <errno.h>
@@ -15,14 +15,7 @@
 #include <string.h>
 #include <nats/nats.h>
 
-/* The adapter is a header of non-static functions with unused parameters: one user only. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmissing-prototypes"
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
-#include <nats/adapters/libevent.h>
-#pragma GCC diagnostic pop
+#include "nats_loop.h"
 
 #define NATS_CHECK_MS 10000
 
@@ -30,6 +23,7 @@ struct nats_out {
     struct output *o;
     natsConnection *nc;
     jsCtx *js;
+    struct nats_loop *loop;
     char *stream;
     int64_t ack_wait_ms;
     /* libnats calls the connection callbacks from its own thread, after Close returned:
@@ -98,6 +92,15 @@ static natsStatus nats_options(natsOptions **opts, const struct nats_out_cfg *cf
     return s;
 }
 
+/* 1 for the JetStream API errors of a cluster that is starting: its meta leader does not
+ * know every peer yet ("no suitable peers for placement" for an R3 stream) or has not
+ * been elected. */
+static int nats_cluster_settling(jsErrCode jerr)
+{
+    return jerr == JSClusterNoPeersErr || jerr == JSClusterNotAvailErr ||
+           jerr == JSClusterNotLeaderErr;
+}
+
 /* Connects without the loop (libnats' own threads), finds the stream or creates it, and
  * checks that it holds cfg->subject. */
 static int nats_check(const struct nats_out_cfg *cfg, char *err, size_t errlen)
@@ -154,13 +157,15 @@ static int nats_check(const struct nats_out_cfg *cfg, char *err, size_t errlen)
         } else {
             snprintf(what, sizeof what, "nats: stream '%s'", cfg->stream);
         }
-        /* a JetStream API error (jerr) is the server's answer: not tried again */
-        if (jerr != 0 || nats_Now() >= deadline) {
+        /* a JetStream API error (jerr) is the server's answer: not tried again, unless it
+         * says the cluster is still settling */
+        if ((jerr != 0 && !nats_cluster_settling(jerr)) || nats_Now() >= deadline) {
             nats_err(err, errlen, what, s);
             goto out;
         }
         nats_Sleep(200);
         s = NATS_OK;
+        jerr = 0;
     }
     int holds = 0;
     for (int i = 0; si->Config && i < si->Config->SubjectsLen; i++)
@@ -215,6 +220,15 @@ static void nats_on_ack(jsCtx *js, natsMsg *m, jsPubAck *pa, jsPubAckErr *pae, v
 static void nats_on_disconnected(natsConnection *nc, void *arg)
 {
     (void)nc;
+    struct nats_out *n = arg;
+    output_set_up(n->o, 0);
+}
+
+/* libnats stops polling the socket: the connection is lost (or closed). Said at once, so
+ * that the loop stops publishing before the reconnect thread holds the connection's lock
+ * for its handshakes (the disconnected callback comes later, from another thread). */
+static void nats_on_stop(void *arg)
+{
     struct nats_out *n = arg;
     output_set_up(n->o, 0);
 }
@@ -296,6 +310,7 @@ static void nats_close(void *t)
     }
     if (!closed) /* libnats may still call back into it: left allocated, never used again */
         return;
+    nats_loop_free(n->loop);
     pthread_cond_destroy(&n->cond);
     pthread_mutex_destroy(&n->lock);
     free(n->stream);
@@ -311,7 +326,10 @@ int nats_out_open(struct output *o, struct event_base *base, const struct nats_o
         return -1;
     struct nats_out *n = calloc(1, sizeof *n);
     natsOptions *opts = NULL;
-    if (!n || !(n->stream = strdup(cfg->stream))) {
+    if (!n || !(n->stream = strdup(cfg->stream)) ||
+        !(n->loop = nats_loop_new(base, nats_on_stop, n))) {
+        if (n)
+            free(n->stream);
         free(n);
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -333,8 +351,7 @@ int nats_out_open(struct output *o, struct event_base *base, const struct nats_o
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, nats_on_closed, n);
     if (s == NATS_OK)
-        s = natsOptions_SetEventLoop(opts, base, natsLibevent_Attach, natsLibevent_Read,
-                                     natsLibevent_Write, natsLibevent_Detach);
+        s = nats_loop_use(n->loop, opts);
     if (s == NATS_OK)
         s = natsConnection_Connect(&n->nc, opts);
     if (s == NATS_OK)
@@ -344,8 +361,9 @@ int nats_out_open(struct output *o, struct event_base *base, const struct nats_o
         jsOptions_Init(&jo);
         /* Ours stops first, by far: libnats counts a record pending until after our ack
          * handler returned, and at its own limit js_PublishMsgAsync would wait (StallWait)
-         * on the loop. */
+         * on the loop; should it ever, 1 ms, then the record goes to the spool. */
         jo.PublishAsync.MaxPending = (int64_t)o->max_inflight * 2 + 64;
+        jo.PublishAsync.StallWait = 1;
         jo.PublishAsync.AckHandler = nats_on_ack;
         jo.PublishAsync.AckHandlerClosure = n;
         s = natsConnection_JetStream(&n->js, n->nc, &jo);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/event.h>
 
 struct output_done_rec {
@@ -18,6 +19,8 @@ struct output_done_rec {
 
 #define OUTPUT_TICK_MS 200
 #define OUTPUT_SYNC_TICKS 5   /* the spool is synced every 5 ticks (1 s) when written */
+#define OUTPUT_BACKOFF_MIN_MS OUTPUT_TICK_MS
+#define OUTPUT_BACKOFF_MAX_MS 2000
 
 static void output_gauge(struct output *o, enum ostats_field f, uint64_t v)
 {
@@ -69,6 +72,37 @@ static int output_can_send(struct output *o)
            atomic_load_explicit(&o->inflight, memory_order_relaxed) < o->max_inflight;
 }
 
+static int64_t output_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A send or an ack failed: replay pauses, longer while failures go on. Without it a stream
+ * with no leader (which fails each ack at once) would have the spool re-sent as fast as the
+ * acks come back. */
+static void output_backoff(struct output *o)
+{
+    if (o->backoff_ms == 0)
+        o->backoff_ms = OUTPUT_BACKOFF_MIN_MS;
+    else if ((o->backoff_ms *= 2) > OUTPUT_BACKOFF_MAX_MS)
+        o->backoff_ms = OUTPUT_BACKOFF_MAX_MS;
+    o->replay_after = output_now_ms() + o->backoff_ms;
+}
+
+static int output_paused(struct output *o)
+{
+    return o->replay_after != 0 && output_now_ms() < o->replay_after;
+}
+
+/* An ack came, or the transport connected again: replay as soon as it can send. */
+static void output_backoff_end(struct output *o)
+{
+    o->backoff_ms = 0;
+    o->replay_after = 0;
+}
+
 /* Moves the failed records to the spool; logs state changes; replays the spool while the
  * transport takes records. tick: called from the tick timer. Loop thread. */
 static void output_run(struct output *o, int tick)
@@ -79,6 +113,12 @@ static void output_run(struct output *o, int tick)
     o->failed_tail = &o->failed;
     pthread_mutex_unlock(&o->lock);
     char err[512];
+    uint64_t acked = atomic_load_explicit(&o->st->v[OS_ACKED], memory_order_relaxed);
+    if (f)
+        output_backoff(o);
+    else if (acked != o->acked_seen)
+        output_backoff_end(o);
+    o->acked_seen = acked;
     while (f) {
         struct output_done_rec *n = f->next;
         struct spool_rec r = {f->bytes, f->id_len, f->bytes + f->id_len, f->subject_len,
@@ -90,15 +130,17 @@ static void output_run(struct output *o, int tick)
     }
     int up = atomic_load(&o->up);
     if (up != o->logged_up) {
-        if (up)
+        if (up) {
             log_info(o->log, "%s: connected", o->label);
-        else if (o->logged_up == 1)
+            output_backoff_end(o);
+        } else if (o->logged_up == 1) {
             log_warn(o->log, "%s: connection lost", o->label);
+        }
         o->logged_up = up;
     }
     if (!o->spool)
         goto gauges;
-    while (output_can_send(o)) {
+    while (output_can_send(o) && !output_paused(o)) {
         struct spool_rec r;
         uint64_t cut = 0;
         int got = spool_next(o->spool, &r, &cut, o->sent);
@@ -111,6 +153,7 @@ static void output_run(struct output *o, int tick)
             /* not taken after all: to the spool's end again, its id kept */
             if (output_spool(o, &r, err, sizeof err) != 0)
                 log_warn(o->log, "%s", err);
+            output_backoff(o);
             break;
         }
         output_count(o, OS_RETRIED);
@@ -211,7 +254,11 @@ int output_publish(struct output *o, const char *subject, size_t subject_len,
     if (o->spool && spool_pending(o->spool)) {
         if (output_spool(o, &r, err, errlen) != 0)
             return -1;
-    } else if (!output_can_send(o) || output_send(o, &r, err, errlen) != 0) {
+    } else if (!output_can_send(o)) {
+        if (output_spool(o, &r, err, errlen) != 0)
+            return -1;
+    } else if (output_send(o, &r, err, errlen) != 0) {
+        output_backoff(o);
         if (output_spool(o, &r, err, errlen) != 0)
             return -1;
     }

@@ -51,6 +51,12 @@ struct output {
     struct event *wake_ev;    /* activated from any thread: completions, state changes */
     struct event *tick_ev;    /* 200 ms: replay, spool sync */
     int ticks;
+    /* Replay backoff: after a failed send or ack the spool is not replayed before
+     * replay_after (ms, monotonic); the pause doubles from 200 ms to 2 s while failures
+     * go on, and ends at an ack or a reconnect. Loop thread. */
+    unsigned backoff_ms;
+    int64_t replay_after;
+    uint64_t acked_seen;      /* OS_ACKED at the last run */
     atomic_uint inflight;
     atomic_uint_fast64_t completed;  /* sends that reached a final state */
     uint64_t sent;            /* sends made (loop thread) */
