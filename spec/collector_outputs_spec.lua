@@ -51,11 +51,7 @@ local function assert_each_once(numbers, n)
 end
 
 describe("syslog collector sinks", function()
-  after_each(function()
-    local ok, err = pcall(h.cleanup_and_check)
-    S.stop_all()
-    assert(ok, err)
-  end)
+  after_each(S.cleanup)
 
   it("puts every datagram exactly once into an R3 stream while its leader is killed, "
      .. "and into the file beside it", function()

@@ -87,11 +87,7 @@ local function names_of(expr)
 end
 
 describe("alerts and dashboard", function()
-  after_each(function()
-    local ok, err = pcall(h.cleanup_and_check)
-    S.stop_all()
-    assert(ok, err)
-  end)
+  after_each(S.cleanup)
 
   it("the alert rules pass promtool check rules", function()
     need_promtool()

@@ -58,11 +58,7 @@ describe("luadgram.nats", function()
 
   before_each(function() cluster = S.nats_cluster() end)
 
-  after_each(function()
-    local ok, err = pcall(h.cleanup_and_check)
-    S.stop_all()
-    assert(ok, err)
-  end)
+  after_each(S.cleanup)
 
   it("puts every record exactly once into an R3 stream while its leader is killed", function()
     local spool = h.tmpdir()

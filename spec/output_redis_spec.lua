@@ -29,11 +29,7 @@ describe("luadgram.redis", function()
 
   before_each(function() redis = S.redis() end)
 
-  after_each(function()
-    local ok, err = pcall(h.cleanup_and_check)
-    S.stop_all()
-    assert(ok, err)
-  end)
+  after_each(S.cleanup)
 
   it("keeps every acknowledged record when redis-server is SIGKILLed mid-load", function()
     local d, port, mport = start_daemon(redis, h.tmpdir())
@@ -74,6 +70,32 @@ describe("luadgram.redis", function()
     assert.truthy(d:log():match("output 'redis': connection lost"))
     assert.truthy(d:log():match("output 'redis': spooling"))
     assert.truthy(d:log():match("output 'redis': spool drained"))
+  end)
+
+  it("trims the stream to about maxlen entries (XADD MAXLEN ~)", function()
+    local port, mport = h.free_port(), h.free_tcp_port()
+    h.start {
+      workers = 1, metrics = "127.0.0.1:" .. mport, log_level = "info",
+      ready = "output 'redis': connected",
+      listeners = { {
+        name = "pub", bind = "127.0.0.1:" .. port,
+        handler = h.src .. "/spec/fixtures/publisher.lua",
+        options = { redis = { server = "127.0.0.1:" .. redis.port, stream = "short",
+                              maxlen = 100 } },
+      } },
+    }
+    local c = h.udp("inet", "127.0.0.1")
+    S.load(c, port, 1, 1000, 2000)
+    S.wait_settled(mport, "pub", 1000)
+    -- "~": redis trims whole nodes of the stream (100 entries each by default), so between
+    -- 100 and 199 are left; without MAXLEN all 1000 would be
+    local len = tonumber((S.redis_cli(redis, "XLEN short")))
+    assert.is_true(len >= 100 and len < 200, "XLEN " .. tostring(len))
+    local newest = false
+    for _, e in ipairs(S.redis_entries(redis, "short", 1000)) do
+      newest = newest or e.data == "rec-1000"
+    end
+    assert.is_true(newest, "the newest record was trimmed")
   end)
 
   it("fails the start on an unreachable server, naming the listen's line", function()

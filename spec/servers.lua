@@ -55,6 +55,14 @@ function S.stop_all()
   for p in pairs(running) do p:stop("KILL") end
 end
 
+-- after_each of the specs that start servers: the daemons' check (h.cleanup_and_check), then
+-- every server stopped even when that check failed, then its failure raised.
+function S.cleanup()
+  local ok, err = pcall(h.cleanup_and_check)
+  S.stop_all()
+  assert(ok, err)
+end
+
 -- n distinct free TCP ports on 127.0.0.1: all held open while picked (h.free_tcp_port,
 -- called n times, may hand out the same port twice).
 local function free_tcp_ports(n)

@@ -10,11 +10,7 @@ local cjson = require "cjson"
 local N = (tonumber(os.getenv("LUADGRAM_OUTPUT_N") or "") or 2000) // 10
 
 describe("snmptrap collector with a redis sink", function()
-  after_each(function()
-    local ok, err = pcall(h.cleanup_and_check)
-    S.stop_all()
-    assert(ok, err)
-  end)
+  after_each(S.cleanup)
 
   it("adds every trap's line to the stream once, with its own id", function()
     local redis = S.redis()
