@@ -124,8 +124,9 @@ static int redis_send(void *t, const struct spool_rec *r, char *err, size_t errl
         memcpy(p->bytes + r->id_len + r->subject_len, r->data, r->len);
     p->r = (struct spool_rec){p->bytes, r->id_len, p->bytes + r->id_len, r->subject_len,
                               (const uint8_t *)p->bytes + r->id_len + r->subject_len, r->len};
-    const char *argv[9];
-    size_t lens[9];
+    /* XADD key [MAXLEN ~ n] * id <id> data <data>: at most 10 arguments */
+    const char *argv[10];
+    size_t lens[10];
     int n = 0;
 #define ARG(s, l) (argv[n] = (s), lens[n] = (l), n++)
     ARG("XADD", 4);
@@ -141,7 +142,7 @@ static int redis_send(void *t, const struct spool_rec *r, char *err, size_t errl
     ARG("data", 4);
     ARG((const char *)p->r.data, p->r.len);
 #undef ARG
-    if (redisAsyncCommandArgv(x->ac, redis_on_reply, p, n - 0, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(x->ac, redis_on_reply, p, n, argv, lens) != REDIS_OK) {
         free(p);
         snprintf(err, errlen, "redis: %s", x->ac->errstr[0] ? x->ac->errstr : "cannot send");
         return -1;
