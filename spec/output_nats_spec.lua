@@ -154,25 +154,6 @@ describe("luadgram.nats", function()
   end)
 
   describe("bad configuration", function()
-    -- Starts a daemon whose listener "pub" gets nats options `o`: exit code, stderr and
-    -- the configuration's FILE:LINE of `listen "pub"`.
-    local function start_fails(o)
-      local dir = h.tmpdir()
-      local conf = dir .. "/luadgramd.conf"
-      local text = h.config_text { listeners = { {
-        name = "pub", bind = "127.0.0.1:" .. h.free_port(),
-        handler = h.src .. "/spec/fixtures/publisher.lua", options = { nats = o },
-      } } }
-      h.write(conf, text)
-      local line = 1
-      for l in text:gmatch("([^\n]*)\n") do
-        if l:find('listen "pub"', 1, true) then break end
-        line = line + 1
-      end
-      local code, _, err = h.run("-c " .. h.shq(conf), 30)
-      return code, err, conf .. ":" .. line
-    end
-
     -- (cluster is set by before_each: options are built inside each test)
     local function opts(extra)
       return function()
@@ -207,7 +188,7 @@ describe("luadgram.nats", function()
           local _, ok = S.nats_run(cluster.urls[1], "create", STREAM, "logs.test")
           assert.is_true(ok)
         end
-        local code, err, at = start_fails(case[2]())
+        local code, err, at = S.start_fails { nats = case[2]() }
         assert.are.equal(2, code, err)
         local expected = at .. ": listener 'pub': init: " .. where .. case[3]
         assert.truthy(err:find(expected, 1, true), "expected\n" .. expected .. "\nin\n" .. err)

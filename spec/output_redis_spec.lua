@@ -99,25 +99,14 @@ describe("luadgram.redis", function()
   end)
 
   it("fails the start on an unreachable server, naming the listen's line", function()
-    local dir = h.tmpdir()
-    local conf = dir .. "/luadgramd.conf"
     local dead = h.free_tcp_port()
-    local text = h.config_text { listeners = { {
-      name = "pub", bind = "127.0.0.1:" .. h.free_port(),
-      handler = h.src .. "/spec/fixtures/publisher.lua",
-      options = { redis = { server = "127.0.0.1:" .. dead, stream = "syslog" } },
-    } } }
-    h.write(conf, text)
-    local line = 1
-    for l in text:gmatch("([^\n]*)\n") do
-      if l:find('listen "pub"', 1, true) then break end
-      line = line + 1
-    end
-    local code, _, err = h.run("-c " .. h.shq(conf), 30)
+    local code, err, at = S.start_fails {
+      redis = { server = "127.0.0.1:" .. dead, stream = "syslog" },
+    }
     assert.are.equal(2, code, err)
-    local expected = string.format("%s:%d: listener 'pub': init: %s/spec/fixtures/publisher.lua:11: "
+    local expected = string.format("%s: listener 'pub': init: %s/spec/fixtures/publisher.lua:11: "
                                    .. "luadgram.redis: redis: cannot reach 127.0.0.1:%d: "
-                                   .. "Connection refused", conf, line, h.src, dead)
+                                   .. "Connection refused", at, h.src, dead)
     assert.truthy(err:find(expected, 1, true), "expected\n" .. expected .. "\nin\n" .. err)
   end)
 end)

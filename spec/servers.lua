@@ -199,6 +199,27 @@ function S.redis_entries(r, stream, max)
   return out
 end
 
+-- ---- bad configuration ----
+
+-- Starts a daemon whose listener "pub" runs spec/fixtures/publisher.lua with `options`
+-- ({ nats = ... } or { redis = ... }), expecting it to fail: its exit code, its stderr and
+-- the configuration's FILE:LINE of `listen "pub"` (which the error must name).
+function S.start_fails(options)
+  local conf = h.tmpdir() .. "/luadgramd.conf"
+  local text = h.config_text { listeners = { {
+    name = "pub", bind = "127.0.0.1:" .. h.free_port(),
+    handler = h.src .. "/spec/fixtures/publisher.lua", options = options,
+  } } }
+  h.write(conf, text)
+  local line = 1
+  for l in text:gmatch("([^\n]*)\n") do
+    if l:find('listen "pub"', 1, true) then break end
+    line = line + 1
+  end
+  local code, _, err = h.run("-c " .. h.shq(conf), 30)
+  return code, err, conf .. ":" .. line
+end
+
 -- ---- load and settling, for every output spec ----
 
 -- Sends payload(i) for i = from .. to at about `rate` a second from udp socket c; calls
