@@ -157,15 +157,7 @@ describe("alerts and dashboard", function()
   -- that folder's), with free ports in place of its fixed ones and the checkout's scripts,
   -- plus the listeners of `extra` (h.config_text's). Returns it and its metrics port.
   local function start_default(extra)
-    local text = h.read(h.src .. "/conf/luadgramd.conf")
-    local ports, n = h.free_ports(3), nil
-    for i, fixed in ipairs { 7777, 1162, 5514 } do
-      text, n = text:gsub(":" .. fixed .. '"', ":" .. ports[i] .. '"')
-      assert.are.equal(2, n, "binds of port " .. fixed)
-    end
-    local mport = h.free_tcp_port()
-    text, n = text:gsub('"127%.0%.0%.1:9177"', '"127.0.0.1:' .. mport .. '"')
-    assert.are.equal(1, n, "the metrics address")
+    local text, _, mport = h.shipped_conf_on_free_ports(h.read(h.src .. "/conf/luadgramd.conf"))
     text = "script_path = " .. h.lua(h.src .. "/scripts") .. "\n" .. text
     local expect = { echo = 2, snmptrap = 2, syslog = 2 }
     if extra then

@@ -691,4 +691,21 @@ function h.free_ports(n)
   return ports
 end
 
+-- The shipped configuration's text (conf/luadgramd.conf, or the package's copy) with free
+-- ports in place of its fixed ones: the echo, snmptrap and syslog listeners' (7777, 1162,
+-- 5514, each bound on 127.0.0.1 and ::1) and the metrics' (127.0.0.1:9177), since another
+-- daemon may hold those on a shared machine. Returns the text, the three UDP ports in that
+-- order and the metrics port.
+function h.shipped_conf_on_free_ports(text)
+  local ports, n = h.free_ports(3), nil
+  for i, fixed in ipairs { 7777, 1162, 5514 } do
+    text, n = text:gsub(":" .. fixed .. '"', ":" .. ports[i] .. '"')
+    assert(n == 2, "binds of port " .. fixed .. ": " .. n .. " (2 expected)")
+  end
+  local mport = h.free_tcp_port()
+  text, n = text:gsub('"127%.0%.0%.1:9177"', '"127.0.0.1:' .. mport .. '"')
+  assert(n == 1, "the metrics address: " .. n .. " (1 expected)")
+  return text, ports, mport
+end
+
 return h

@@ -150,16 +150,8 @@ describe("the Debian package", function()
     -- package's, unpacked here rather than in /usr/share), the collectors' folder
     -- (LOGS_DIRECTORY, as systemd sets it) and free ports in place of the fixed ones
     -- (another daemon may hold them on a shared machine).
-    local text = h.read(root .. "/etc/luadgramd/luadgramd.conf")
-    local ports = h.free_ports(4)
-    local n
-    for i, fixed in ipairs { 7777, 1162, 5514 } do
-      text, n = text:gsub(":" .. fixed .. '"', ":" .. ports[i] .. '"')
-      assert.are.equal(2, n, "binds of port " .. fixed)
-    end
-    local mport = h.free_tcp_port()
-    text, n = text:gsub('"127%.0%.0%.1:9177"', '"127.0.0.1:' .. mport .. '"')
-    assert.are.equal(1, n, "the metrics address")
+    local text, ports, mport =
+      h.shipped_conf_on_free_ports(h.read(root .. "/etc/luadgramd/luadgramd.conf"))
     text = "script_path = " .. h.lua(root .. "/usr/share/luadgramd/scripts") .. "\n" .. text
     local dir, logs = h.tmpdir(), h.tmpdir()
     h.write(dir .. "/luadgramd.conf", text)
