@@ -120,11 +120,26 @@ cluster { name: luadgram, listen: 127.0.0.1:%d, routes: [ %s ] }
   return c
 end
 
+-- Waits (timeout s, default 30, per node) until JetStream answers on every node; raises with
+-- each node's state and the end of its log otherwise.
 function S.nats_wait_ready(c, timeout)
-  for _, url in ipairs(c.urls) do
+  for i, url in ipairs(c.urls) do
     local ok = h.wait_for(function() return select(2, S.nats_run(url, "ready")) end,
                           timeout or 30, 0.2)
-    assert(ok, "JetStream did not answer on " .. url)
+    if not ok then
+      local why = { "JetStream did not answer on " .. url .. " (n" .. i .. ")" }
+      for j = 1, #c.urls do
+        local node = c.nodes["n" .. j]
+        local lines = {}
+        for l in ((h.read(node.log) or "") .. "\n"):gmatch("([^\n]*)\n") do
+          lines[#lines + 1] = l
+        end
+        why[#why + 1] = string.format("--- n%d (pid %d, %s), last lines of %s ---", j, node.pid,
+                                      node:alive() and "running" or "gone", node.log)
+        for k = math.max(1, #lines - 15), #lines do why[#why + 1] = lines[k] end
+      end
+      error(table.concat(why, "\n"), 2)
+    end
   end
 end
 
