@@ -63,17 +63,28 @@ function S.cleanup()
   assert(ok, err)
 end
 
--- n distinct free TCP ports on 127.0.0.1: all held open while picked (h.free_tcp_port,
--- called n times, may hand out the same port twice).
+-- n distinct free TCP ports on 127.0.0.1 for servers, all held open while picked, and
+-- picked below the kernel's ephemeral range (net.ipv4.ip_local_port_range): the servers
+-- here are stopped and started again on the same ports, and in between the local port of
+-- any outgoing connection (a node dialling its routes, a client reconnecting) could take
+-- an ephemeral one, so that the restart would fail with "address already in use".
 local function free_tcp_ports(n)
   local socket = require "socket"
-  local held, ports = {}, {}
-  for i = 1, n do
+  local range = h.read("/proc/sys/net/ipv4/ip_local_port_range") or ""
+  local low = tonumber(range:match("^%s*(%d+)")) or 32768
+  assert(low > 11024, "the ephemeral port range starts too low: " .. range)
+  local held, ports, tries = {}, {}, 0
+  while #ports < n do
+    tries = tries + 1
+    assert(tries <= 1000, "no free port from 10000 to " .. (low - 1))
+    local port = math.random(10000, low - 1)
     local s = socket.tcp4()
-    assert(s:bind("127.0.0.1", 0))
-    held[i] = s
-    local _, port = s:getsockname()
-    ports[i] = tonumber(port)
+    if s:bind("127.0.0.1", port) then
+      held[#held + 1] = s
+      ports[#ports + 1] = port
+    else
+      s:close()
+    end
   end
   for _, s in ipairs(held) do s:close() end
   return ports
@@ -177,7 +188,7 @@ end
 -- folder. Returns { port =, proc =, dir = }.
 function S.redis()
   local dir = h.tmpdir()
-  local port = h.free_tcp_port()
+  local port = free_tcp_ports(1)[1]
   local r = { port = port, dir = dir }
   r.proc = spawn(string.format("redis-server --bind 127.0.0.1 --port %d --dir %s "
                                .. "--appendonly yes --appendfsync always --save '' "
