@@ -1,6 +1,7 @@
 /* bindings/publish.c: luadgram.nats(options) and luadgram.redis(options), publishers for any
- * handler. A publisher is a userdata owning one struct output (daemon/output/) on the
- * worker's loop; :close() or its __gc closes it (records still in flight go to its spool). */
+ * handler. A publisher is a userdata owning one struct output (daemon/output/): its thread
+ * and loop, fed by :publish() from the worker's loop through the output's queue; :close()
+ * or its __gc stops and closes it (records in flight or still queued go to its spool). */
 #include "lbind.h"
 
 #include <stdio.h>
@@ -64,8 +65,9 @@ static lua_Integer pub_opt_int(lua_State *L, int t, const char *key, const char 
     return v;
 }
 
-/* The options every output shares: name, max_inflight, spool = { path =, max_bytes = }.
- * Creates the userdata (on top) and its output; raises on a bad option. */
+/* The options every output shares: name, max_inflight, queue_bytes, nice,
+ * spool = { path =, max_bytes = }. Creates the userdata (on top) and its output; raises on
+ * a bad option. */
 static struct publisher *pub_new(lua_State *L, const char *kind)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -74,7 +76,11 @@ static struct publisher *pub_new(lua_State *L, const char *kind)
         name = kind;
     if (strlen(name) > 60)
         pub_error(L, kind, "option 'name' is longer than 60 bytes");
-    unsigned max_inflight = (unsigned)pub_opt_int(L, 1, "max_inflight", kind, 4096, 1, 1 << 20);
+    struct output_cfg cfg = {name, 0, NULL, 0, 0, 0};
+    cfg.max_inflight = (unsigned)pub_opt_int(L, 1, "max_inflight", kind, 4096, 1, 1 << 20);
+    cfg.queue_bytes = (size_t)pub_opt_int(L, 1, "queue_bytes", kind, 4 << 20, OUTQ_MIN_BYTES,
+                                          1 << 30);
+    cfg.nice = (int)pub_opt_int(L, 1, "nice", kind, 10, 0, 19);
     const char *spool_path = NULL;
     lua_Integer spool_max = 0;
     lua_getfield(L, 1, "spool");
@@ -93,11 +99,14 @@ static struct publisher *pub_new(lua_State *L, const char *kind)
     char dir[4200];
     if (spool_path) /* one folder per output and worker: segments are never shared */
         snprintf(dir, sizeof dir, "%s/%s.%s.%d", spool_path, wl->cfg->name, name, w->slot + 1);
-    struct output_env env = {w->base, w->d->log, w->d->stats, wl->cfg->name, w->slot};
+    struct output_env env = {w->d->log, w->d->stats, wl->cfg->name, w->slot};
+    cfg.spool_dir = spool_path ? dir : NULL;
+    cfg.spool_max = (uint64_t)spool_max;
     char err[512];
-    if (output_init(&p->out, &env, name, max_inflight, spool_path ? dir : NULL,
-                    (uint64_t)spool_max, err, sizeof err) != 0)
+    if (output_init(&p->out, &env, &cfg, err, sizeof err) != 0) {
+        output_close(&p->out);
         pub_error(L, kind, err);
+    }
     p->open = 1;
     luaL_setmetatable(L, PUBLISHER_META);
     return p;
@@ -148,7 +157,8 @@ static int pub_nats(lua_State *L)
     struct publisher *p = pub_new(L, "nats");
     snprintf(p->subject, sizeof p->subject, "%s", cfg.subject);
     char err[512];
-    if (nats_out_open(&p->out, worker_of(L)->base, &cfg, err, sizeof err) != 0) {
+    if (nats_out_open(&p->out, p->out.base, &cfg, err, sizeof err) != 0 ||
+        output_start(&p->out, err, sizeof err) != 0) {
         output_close(&p->out);
         p->open = 0;
         pub_error(L, "nats", err);
@@ -170,7 +180,8 @@ static int pub_redis(lua_State *L)
     struct publisher *p = pub_new(L, "redis");
     snprintf(p->subject, sizeof p->subject, "%s", cfg.stream);
     char err[512];
-    if (redis_out_open(&p->out, worker_of(L)->base, &cfg, err, sizeof err) != 0) {
+    if (redis_out_open(&p->out, p->out.base, &cfg, err, sizeof err) != 0 ||
+        output_start(&p->out, err, sizeof err) != 0) {
         output_close(&p->out);
         p->open = 0;
         pub_error(L, "redis", err);
@@ -183,8 +194,10 @@ static struct publisher *pub_check(lua_State *L)
     return luaL_checkudata(L, 1, PUBLISHER_META);
 }
 
-/* publisher:publish(data [, subject]) -> true | nil, err. Never waits for the network:
- * the record is sent, or spooled, or (spool full or absent) dropped with an error. */
+/* publisher:publish(data [, subject]) -> true | nil, err. Never waits: the record is copied
+ * into the output's queue (true), or dropped when the queue is full (nil, err). Whether
+ * the output's thread then sent it, spooled it or dropped it (spool full or absent) the
+ * publisher's counters and the log say. */
 static int pub_publish(lua_State *L)
 {
     struct publisher *p = pub_check(L);

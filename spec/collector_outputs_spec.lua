@@ -135,4 +135,25 @@ describe("syslog collector sinks", function()
     assert.are.equal(0, h.metric(h.metrics(mport), "luadgramd_user_syslog_sys_dropped"))
     assert.truthy(d:log():match("output 'redis': connection lost"))
   end)
+  it("counts what its redis output drops (no spool, the server gone) in its dropped counter",
+     function()
+    local redis = S.redis()
+    local d, port, mport = start_daemon({
+      redis = { server = "127.0.0.1:" .. redis.port, stream = "syslog" },
+    }, "redis")
+    redis.proc:stop("KILL")
+    assert.truthy(h.wait_for(function()
+      return d:log():match("output 'redis': connection lost")
+    end, 10), "the output never saw the server go")
+    local c, n = h.udp("inet", "127.0.0.1"), 50
+    for i = 1, n do c:send("127.0.0.1", port, line(i)) end
+    -- dropped on the output's thread (no spool), or refused at once once it drops: either
+    -- way counted by the output and by the collector, and logged
+    assert.are.equal(n, h.wait_metric(mport, "luadgramd_user_syslog_sys_dropped", nil, n, 10))
+    assert.are.equal(n, h.metric(h.metrics(mport), "luadgramd_output_dropped_total", "sys"))
+    assert.are.equal(0, h.metric(h.metrics(mport), "luadgramd_output_acked_total", "sys"))
+    local log = d:log()
+    assert.truthy(log:match("output 'redis': server unavailable and no spool: record dropped"))
+    assert.truthy(log:match("syslog sys: redis 'redis': "), log)
+  end)
 end)

@@ -24,6 +24,23 @@ local function start_daemon(r, spool_dir)
   return d, port, mport
 end
 
+-- Each thread of process pid: { tid =, name = (comm), nice = } from /proc/PID/task/*/stat.
+local function thread_stats(pid)
+  local out = {}
+  local p = assert(io.popen("ls /proc/" .. pid .. "/task 2>/dev/null"))
+  for tid in p:read("a"):gmatch("%d+") do
+    local stat = h.read("/proc/" .. pid .. "/task/" .. tid .. "/stat")
+    local name, rest = (stat or ""):match("^%d+ %((.*)%) (.*)$")
+    if name then
+      local f = {}
+      for x in rest:gmatch("%S+") do f[#f + 1] = x end
+      out[#out + 1] = { tid = tonumber(tid), name = name, nice = tonumber(f[17]) } -- field 19
+    end
+  end
+  p:close()
+  return out
+end
+
 describe("luadgram.redis", function()
   local redis
 
@@ -96,6 +113,59 @@ describe("luadgram.redis", function()
       newest = newest or e.data == "rec-1000"
     end
     assert.is_true(newest, "the newest record was trimmed")
+  end)
+
+  it("publishes from a thread of its own, at the nice value of its option", function()
+    local port, mport = h.free_port(), h.free_tcp_port()
+    local pub = function(name, extra)
+      local o = { server = "127.0.0.1:" .. redis.port, stream = name, name = name }
+      for k, v in pairs(extra) do o[k] = v end
+      return { name = name, bind = "127.0.0.1:" .. (name == "low" and port or h.free_port()),
+               handler = h.src .. "/spec/fixtures/publisher.lua", options = { redis = o } }
+    end
+    local d = h.start {
+      workers = 1, metrics = "127.0.0.1:" .. mport, log_level = "info",
+      ready = "output 'plain': connected",
+      listeners = { pub("low", { queue_bytes = 65536 }), pub("plain", { nice = 0 }) },
+    }
+    assert.truthy(h.wait_for(function() return d:log():match("output 'low': connected") end, 10))
+    local threads, base = {}, nil
+    for _, t in ipairs(thread_stats(d.pid)) do
+      threads[t.name] = t
+      if t.tid == d.pid then base = t.nice end
+    end
+    assert.truthy(threads["out:low"], "no thread out:low")
+    assert.truthy(threads["out:plain"], "no thread out:plain")
+    assert.are.equal(math.min(19, base + 10), threads["out:low"].nice)  -- the default, 10
+    assert.are.equal(base, threads["out:plain"].nice)
+    -- the records still arrive; one larger than a quarter of the queue is refused (its
+    -- size counts the subject, here the stream's name)
+    local c = h.udp("inet", "127.0.0.1")
+    assert.are.equal("ok", c:ask("127.0.0.1", port, "rec-1"))
+    local reply = c:ask("127.0.0.1", port, string.rep("x", 20000))
+    assert.truthy(reply:find("^err listener 'low' output 'low': record of 20003 bytes larger "
+                             .. "than a quarter of the queue"), reply)
+    assert.are.equal(1, h.wait_metric(mport, "luadgramd_output_acked_total", "low", 1, 10))
+    assert.are.equal(1, h.metric(h.metrics(mport), "luadgramd_output_dropped_total", "low"))
+    local entries = S.redis_entries(redis, "low", 10)
+    assert.are.equal(1, #entries)
+    assert.are.equal("rec-1", entries[1].data)
+  end)
+
+  it("rejects a queue_bytes or a nice out of range, naming the listen's line", function()
+    for _, case in ipairs {
+      { { queue_bytes = 1000 },
+        "option 'queue_bytes' must be an integer from 65536 to 1073741824" },
+      { { nice = 20 }, "option 'nice' must be an integer from 0 to 19" },
+    } do
+      local o = { server = "127.0.0.1:" .. redis.port, stream = "syslog" }
+      for k, v in pairs(case[1]) do o[k] = v end
+      local code, err, at = S.start_fails { redis = o }
+      assert.are.equal(2, code, err)
+      local expected = string.format("%s: listener 'pub': init: %s/spec/fixtures/publisher.lua"
+                                     .. ":11: luadgram.redis: %s", at, h.src, case[2])
+      assert.truthy(err:find(expected, 1, true), "expected\n" .. expected .. "\nin\n" .. err)
+    end
   end)
 
   it("fails the start on an unreachable server, naming the listen's line", function()

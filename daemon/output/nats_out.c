@@ -1,6 +1,6 @@
 /* daemon/output/nats_out.c: the NATS JetStream transport. It owns the libnats connection,
- * attached to the worker's libevent base through nats_loop.c (reads, writes and the
- * connection's socket run on the loop), and its JetStream context. libnats still runs
+ * attached to the output's libevent base through nats_loop.c (reads, writes and the
+ * connection's socket run on the output's loop, in its thread), and its JetStream context. libnats still runs
  * threads of its own: the reconnect thread (which re-attaches the socket to the loop), the
  * timers (pings, the async publish MaxWait) and the delivery of the publish acks. So the ack
  * handler and the connection callbacks here only touch the output's atomics and its locked
@@ -308,8 +308,10 @@ static void nats_close(void *t)
         pthread_mutex_unlock(&n->lock);
         natsConnection_Destroy(n->nc);
     }
-    if (!closed) /* libnats may still call back into it: left allocated, never used again */
+    if (!closed) { /* libnats may still call back into it: left allocated, never used again */
+        n->o->base_kept = 1;
         return;
+    }
     nats_loop_free(n->loop);
     pthread_cond_destroy(&n->cond);
     pthread_mutex_destroy(&n->lock);
@@ -361,7 +363,7 @@ int nats_out_open(struct output *o, struct event_base *base, const struct nats_o
         jsOptions_Init(&jo);
         /* Ours stops first, by far: libnats counts a record pending until after our ack
          * handler returned, and at its own limit js_PublishMsgAsync would wait (StallWait)
-         * on the loop; should it ever, 1 ms, then the record goes to the spool. */
+         * on the output's loop; should it ever, 1 ms, then the record goes to the spool. */
         jo.PublishAsync.MaxPending = (int64_t)o->max_inflight * 2 + 64;
         jo.PublishAsync.StallWait = 1;
         jo.PublishAsync.AckHandler = nats_on_ack;

@@ -1,14 +1,20 @@
 /* daemon/output/output.c: the part of every output that is not its protocol: it owns the
- * spool, the queue of records whose send failed (filled from the client's threads, emptied
- * on the loop), the wake and tick events, and decides for each record: send now, spool, or
+ * output's thread and loop, the queue from the worker's loop (outq.c), the spool, the list
+ * of records whose send failed (filled from the client's threads, emptied on the output's
+ * loop), the drain, wake and tick events, and decides for each record: send now, spool, or
  * drop. Records go to the spool while it holds anything, so replay keeps their order. */
 #include "output.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <event2/event.h>
 
 struct output_done_rec {
@@ -21,6 +27,9 @@ struct output_done_rec {
 #define OUTPUT_SYNC_TICKS 5   /* the spool is synced every 5 ticks (1 s) when written */
 #define OUTPUT_BACKOFF_MIN_MS OUTPUT_TICK_MS
 #define OUTPUT_BACKOFF_MAX_MS 2000
+#define OUTPUT_DRAIN_BATCH 256  /* records taken from the queue per turn of the loop */
+
+static void output_drain(evutil_socket_t fd, short what, void *arg);
 
 static void output_gauge(struct output *o, enum ostats_field f, uint64_t v)
 {
@@ -72,6 +81,17 @@ static int output_can_send(struct output *o)
            atomic_load_explicit(&o->inflight, memory_order_relaxed) < o->max_inflight;
 }
 
+/* The queue from the worker fills faster than the output's thread sends (a burst above
+ * what the bus takes, or the thread short of CPU): records go to the spool, the cheap way,
+ * and the spool is not replayed until the queue is low again. So the queue, and the
+ * receive path behind it, never waits for the bus; the spool absorbs the burst. */
+#define OUTPUT_PRESSED_FRACTION 16   /* pressed above 1/16 of the queue */
+
+static int output_pressed(const struct output *o)
+{
+    return o->spool && outq_backlog(o->q) > outq_size(o->q) / OUTPUT_PRESSED_FRACTION;
+}
+
 static int64_t output_now_ms(void)
 {
     struct timespec ts;
@@ -104,7 +124,7 @@ static void output_backoff_end(struct output *o)
 }
 
 /* Moves the failed records to the spool; logs state changes; replays the spool while the
- * transport takes records. tick: called from the tick timer. Loop thread. */
+ * transport takes records. tick: called from the tick timer. Output thread. */
 static void output_run(struct output *o, int tick)
 {
     pthread_mutex_lock(&o->lock);
@@ -140,7 +160,7 @@ static void output_run(struct output *o, int tick)
     }
     if (!o->spool)
         goto gauges;
-    while (output_can_send(o) && !output_paused(o)) {
+    while (output_can_send(o) && !output_paused(o) && !output_pressed(o)) {
         struct spool_rec r;
         uint64_t cut = 0;
         int got = spool_next(o->spool, &r, &cut, o->sent);
@@ -187,34 +207,41 @@ static void output_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct output *o = arg;
+    atomic_store_explicit(&o->refusing, 0, memory_order_relaxed); /* records may try again */
     output_run(o, 1);
     if (o->spool && ++o->ticks % OUTPUT_SYNC_TICKS == 0)
         spool_sync(o->spool);
 }
 
-int output_init(struct output *o, const struct output_env *env, const char *name,
-                unsigned max_inflight, const char *spool_dir, uint64_t spool_max,
+int output_init(struct output *o, const struct output_env *env, const struct output_cfg *cfg,
                 char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
     o->log = env->log;
-    o->max_inflight = max_inflight;
+    o->max_inflight = cfg->max_inflight;
+    o->nice = cfg->nice;
     o->logged_up = -1;
     o->failed_tail = &o->failed;
-    snprintf(o->name, sizeof o->name, "%s", name);
-    snprintf(o->label, sizeof o->label, "listener '%s' output '%s'", env->listener, name);
+    snprintf(o->name, sizeof o->name, "%s", cfg->name);
+    snprintf(o->label, sizeof o->label, "listener '%s' output '%s'", env->listener, cfg->name);
     snprintf(o->id_prefix, sizeof o->id_prefix, "%s/%d/%s/", env->listener, env->slot + 1,
              env->stats->boot_id);
     pthread_mutex_init(&o->lock, NULL);
-    o->st = stats_output(env->stats, env->listener, name, env->slot);
-    o->wake_ev = event_new(env->base, -1, 0, output_wake, o);
-    o->tick_ev = event_new(env->base, -1, EV_PERSIST, output_tick, o);
-    if (!o->st || !o->wake_ev || !o->tick_ev) {
-        snprintf(err, errlen, "out of memory");
-        goto fail;
+    o->st = stats_output(env->stats, env->listener, cfg->name, env->slot);
+    o->base = event_base_new();
+    o->q = outq_new(cfg->queue_bytes);
+    if (o->base) {
+        o->drain_ev = event_new(o->base, -1, 0, output_drain, o);
+        o->wake_ev = event_new(o->base, -1, 0, output_wake, o);
+        o->tick_ev = event_new(o->base, -1, EV_PERSIST, output_tick, o);
     }
-    if (spool_dir && !(o->spool = spool_open(spool_dir, spool_max, err, errlen)))
-        goto fail;
+    if (!o->st || !o->base || !o->q || !o->drain_ev || !o->wake_ev || !o->tick_ev) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    if (cfg->spool_dir &&
+        !(o->spool = spool_open(cfg->spool_dir, cfg->spool_max, err, errlen)))
+        return -1;
     struct timeval tv = {0, OUTPUT_TICK_MS * 1000};
     event_add(o->tick_ev, &tv);
     if (o->spool && spool_pending(o->spool)) {
@@ -223,14 +250,6 @@ int output_init(struct output *o, const struct output_env *env, const char *name
                  o->label, spool_bytes(o->spool));
     }
     return 0;
-fail:
-    if (o->wake_ev)
-        event_free(o->wake_ev);
-    if (o->tick_ev)
-        event_free(o->tick_ev);
-    o->wake_ev = o->tick_ev = NULL;
-    pthread_mutex_destroy(&o->lock);
-    return -1;
 }
 
 void output_attach(struct output *o, const struct output_ops *ops, void *t)
@@ -239,29 +258,117 @@ void output_attach(struct output *o, const struct output_ops *ops, void *t)
     o->t = t;
 }
 
+/* The output's thread: lowers its own CPU priority (the client library's threads it starts
+ * inherit it), then runs the output's loop until output_close breaks it. */
+static void *output_main(void *arg)
+{
+    struct output *o = arg;
+    if (o->nice > 0) {
+        id_t tid = (id_t)syscall(SYS_gettid);
+        errno = 0;
+        int cur = getpriority(PRIO_PROCESS, tid);
+        int want = (errno ? 0 : cur) + o->nice;
+        if (setpriority(PRIO_PROCESS, tid, want > 19 ? 19 : want) != 0)
+            log_warn(o->log, "%s: cannot lower the output thread's priority: %s", o->label,
+                     strerror(errno));
+    }
+    event_base_loop(o->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+int output_start(struct output *o, char *err, size_t errlen)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old); /* signals are the main thread's */
+    int rc = pthread_create(&o->thread, NULL, output_main, o);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot start its thread: %s", o->label, strerror(rc));
+        return -1;
+    }
+    o->started = 1;
+    char tname[16];
+    snprintf(tname, sizeof tname, "out:%.11s", o->name);
+    pthread_setname_np(o->thread, tname);
+    return 0;
+}
+
+/* Output thread: one record from the queue: sent now, or spooled, or dropped (counted;
+ * logged once until a record is taken again). */
+static void output_take(struct output *o, const struct outq_rec *q)
+{
+    char id[256], err[1024];
+    uint64_t seq = atomic_fetch_add_explicit(&o->st->next_seq, 1, memory_order_relaxed) + 1;
+    int n = snprintf(id, sizeof id, "%s%" PRIu64, o->id_prefix, seq);
+    struct spool_rec r = {id, (size_t)n, q->subject, q->subject_len, q->data, q->len};
+    int rc;
+    if (n <= 0 || n > 255) {
+        output_count(o, OS_DROPPED);
+        snprintf(err, sizeof err, "%s: record id too long", o->label);
+        rc = -1;
+    } else if ((o->spool && spool_pending(o->spool)) || !output_can_send(o) ||
+               output_pressed(o)) {
+        rc = output_spool(o, &r, err, sizeof err);
+    } else if ((rc = output_send(o, &r, err, sizeof err)) != 0) {
+        output_backoff(o);
+        rc = output_spool(o, &r, err, sizeof err);
+    }
+    if (rc != 0)
+        atomic_store_explicit(&o->refusing, 1, memory_order_relaxed);
+    if (rc != 0 && !o->dropping) {
+        o->dropping = 1;
+        log_warn(o->log, "%s (and the records after it, until one is taken again)", err);
+    } else if (rc == 0 && o->dropping) {
+        o->dropping = 0;
+        log_info(o->log, "%s: records taken again", o->label);
+    }
+}
+
+/* Output thread: takes what the queue holds, a batch per turn of the loop (the acks and
+ * the socket get their turn between batches); when it is empty, sleeps until a push. */
+static void output_drain(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct output *o = arg;
+    struct outq_rec r;
+    for (int i = 0; i < OUTPUT_DRAIN_BATCH; i++) {
+        if (!outq_peek(o->q, &r)) {
+            if (!outq_sleep(o->q))
+                continue;
+            if (o->spool && spool_pending(o->spool))
+                output_run(o, 0); /* replay what a burst spooled, now the queue is empty */
+            return;
+        }
+        output_take(o, &r);
+        outq_pop(o->q);
+    }
+    event_active(o->drain_ev, EV_TIMEOUT, 0);
+}
+
 int output_publish(struct output *o, const char *subject, size_t subject_len,
                    const void *data, size_t len, char *err, size_t errlen)
 {
-    char id[256];
-    uint64_t seq = atomic_fetch_add_explicit(&o->st->next_seq, 1, memory_order_relaxed) + 1;
-    int n = snprintf(id, sizeof id, "%s%" PRIu64, o->id_prefix, seq);
-    struct spool_rec r = {id, (size_t)n, subject, subject_len, data, len};
-    if (n <= 0 || n > 255) {
+    if (atomic_load_explicit(&o->refusing, memory_order_relaxed)) {
         output_count(o, OS_DROPPED);
-        snprintf(err, errlen, "%s: record id too long", o->label);
+        snprintf(err, errlen, "%s: dropping records (the spool is full, or there is none, "
+                 "while the bus cannot take them): record dropped", o->label);
         return -1;
     }
-    if (o->spool && spool_pending(o->spool)) {
-        if (output_spool(o, &r, err, errlen) != 0)
-            return -1;
-    } else if (!output_can_send(o)) {
-        if (output_spool(o, &r, err, errlen) != 0)
-            return -1;
-    } else if (output_send(o, &r, err, errlen) != 0) {
-        output_backoff(o);
-        if (output_spool(o, &r, err, errlen) != 0)
-            return -1;
+    int rc = outq_push(o->q, subject, subject_len, data, len);
+    if (rc < 0) {
+        output_count(o, OS_DROPPED);
+        if (subject_len + len > outq_max_record(o->q))
+            snprintf(err, errlen, "%s: record of %zu bytes larger than a quarter of the "
+                     "queue (queue_bytes): record dropped", o->label, subject_len + len);
+        else
+            snprintf(err, errlen, "%s: queue full (the output's thread is behind): record "
+                     "dropped", o->label);
+        return -1;
     }
+    if (rc == 1)
+        event_active(o->drain_ev, EV_TIMEOUT, 0);
     output_count(o, OS_PUBLISHED);
     return 0;
 }
@@ -309,8 +416,14 @@ void output_set_up(struct output *o, int up)
 
 void output_close(struct output *o)
 {
-    if (!o->wake_ev)
+    if (!o->base)
         return;
+    if (o->started) {
+        event_base_loopbreak(o->base);
+        pthread_join(o->thread, NULL);
+        o->started = 0;
+    }
+    /* From here the output's loop does not run: this thread owns everything. */
     o->closing = 1;
     if (o->t) {
         o->ops->close(o->t); /* pending records come back through output_done */
@@ -318,10 +431,13 @@ void output_close(struct output *o)
     }
     atomic_store(&o->up, 0);
     o->logged_up = 0; /* closed, not lost */
-    output_run(o, 0);
-    event_free(o->wake_ev);
-    event_free(o->tick_ev);
-    o->wake_ev = o->tick_ev = NULL;
+    if (o->wake_ev && o->st)
+        output_run(o, 0);  /* the records sent and not acknowledged, to the spool first */
+    struct outq_rec r;
+    while (o->q && outq_peek(o->q, &r)) { /* then the records still queued */
+        output_take(o, &r);
+        outq_pop(o->q);
+    }
     if (o->spool) {
         if (spool_pending(o->spool))
             log_info(o->log, "%s: %" PRIu64 " bytes left in the spool for the next start",
@@ -329,6 +445,19 @@ void output_close(struct output *o)
         spool_close(o->spool);
         o->spool = NULL;
     }
-    output_gauge(o, OS_INFLIGHT, 0);
+    if (o->drain_ev)
+        event_free(o->drain_ev);
+    if (o->wake_ev)
+        event_free(o->wake_ev);
+    if (o->tick_ev)
+        event_free(o->tick_ev);
+    o->drain_ev = o->wake_ev = o->tick_ev = NULL;
+    outq_free(o->q);
+    o->q = NULL;
+    if (!o->base_kept) /* a transport that could not close keeps its events on it */
+        event_base_free(o->base);
+    o->base = NULL;
+    if (o->st)
+        output_gauge(o, OS_INFLIGHT, 0);
     pthread_mutex_destroy(&o->lock);
 }

@@ -1,6 +1,6 @@
 /* daemon/output/redis_out.c: the Redis Streams transport. It owns the hiredis async context
- * (attached to the worker's libevent base with hiredis' libevent adapter: everything,
- * replies included, runs on the loop thread), a copy of each record until its reply, and
+ * (attached to the output's libevent base with hiredis' libevent adapter: everything,
+ * replies included, runs on the output's thread), a copy of each record until its reply, and
  * the timer that reconnects after the server went away. Each record is one
  * XADD <stream> [MAXLEN ~ n] * id <record id> data <bytes>. */
 #include "redis_out.h"

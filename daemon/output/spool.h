@@ -1,6 +1,7 @@
 /* daemon/output/spool.h: the local spool of an output: records that could not be published
  * (bus down or slow, in-flight full) wait here, on disk, in append-only segment files, until
- * they are replayed in order. One spool per (output, worker); used only on its loop thread. */
+ * they are replayed in order. One spool per (output, worker); used only on the output's
+ * thread. */
 #ifndef LUADGRAM_SPOOL_H
 #define LUADGRAM_SPOOL_H
 

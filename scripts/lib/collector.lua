@@ -206,7 +206,10 @@ end
 -- The nats and redis sinks (sink_nats.lua, sink_redis.lua): a luadgram.nats / luadgram.redis
 -- publisher (bindings/publish.c) of options.<kind>, its spool folder resolved against the
 -- configuration's folder. Its own metrics (luadgramd_output_*) and state log lines are the
--- publisher's; the sink counts records handed on (published or spooled) and dropped.
+-- publisher's. write hands a record to the publisher's queue (counted written); what the
+-- output drops, at once (queue full) or later on its thread (spool full or absent while the
+-- bus cannot take records), the sink counts dropped from the publisher's own count at each
+-- flush (every tick of the pipeline) and at close.
 local Pub = {}
 Pub.__index = Pub
 
@@ -223,25 +226,40 @@ function M.publisher_sink(kind, v, ctx)
   local ok, pub = pcall(ctx.luadgram[kind], o)
   if not ok then return nil, (tostring(pub):gsub("^[^\n]-:%d+: (luadgram%.)", "%1")) end
   return setmetatable({ pub = pub, what = "'" .. tostring(o.name or kind) .. "'",
-                        written = 0, dropped = 0, failing = nil }, Pub)
+                        written = 0, dropped = 0, failing = nil, refused = nil }, Pub)
 end
 
 function Pub:write(line)
   local ok, err = self.pub:publish(line)
   if ok then
     self.written = self.written + 1
-    self.failing = nil
     return true
   end
-  self.dropped = self.dropped + 1
-  self.failing = err
+  self.refused = err -- counted in the publisher's dropped, taken at the next flush
   return nil, err
 end
 
-function Pub:flush() return true end
+-- The publisher's drops since the last look: dropped, and failing while they go on.
+function Pub:count_drops()
+  local d = self.pub:stats().dropped
+  if d > self.dropped then
+    self.failing = self.refused or "records dropped (spool full, or no spool, while the "
+                                   .. "bus cannot take them)"
+    self.dropped = d
+  else
+    self.failing = nil
+  end
+  self.refused = nil
+end
+
+function Pub:flush()
+  self:count_drops()
+  return true
+end
 
 function Pub:close()
   self.pub:close()
+  self:count_drops()
   return true
 end
 
