@@ -112,6 +112,35 @@ static struct publisher *pub_new(lua_State *L, const char *kind)
     return p;
 }
 
+/* A transport's open, run on the output's thread (output_call). */
+struct pub_open {
+    struct output *o;
+    const struct nats_out_cfg *nats;
+    const struct redis_out_cfg *redis;
+    char err[512];
+};
+
+static int pub_open_transport(void *arg)
+{
+    struct pub_open *a = arg;
+    if (a->nats)
+        return nats_out_open(a->o, a->o->base, a->nats, a->err, sizeof a->err);
+    return redis_out_open(a->o, a->o->base, a->redis, a->err, sizeof a->err);
+}
+
+/* Starts p's output thread and opens the transport there; raises on failure. */
+static void pub_open(lua_State *L, struct publisher *p, const char *kind, struct pub_open *a)
+{
+    a->o = &p->out;
+    a->err[0] = '\0';
+    if (output_start(&p->out, a->err, sizeof a->err) != 0 ||
+        output_call(&p->out, pub_open_transport, a) != 0) {
+        output_close(&p->out);
+        p->open = 0;
+        pub_error(L, kind, a->err);
+    }
+}
+
 /* luadgram.nats{ servers =, subject =, stream =, create =, max_inflight =, spool =,
  * ack_wait = } -> publisher */
 static int pub_nats(lua_State *L)
@@ -156,13 +185,8 @@ static int pub_nats(lua_State *L)
     lua_pop(L, 1);
     struct publisher *p = pub_new(L, "nats");
     snprintf(p->subject, sizeof p->subject, "%s", cfg.subject);
-    char err[512];
-    if (nats_out_open(&p->out, p->out.base, &cfg, err, sizeof err) != 0 ||
-        output_start(&p->out, err, sizeof err) != 0) {
-        output_close(&p->out);
-        p->open = 0;
-        pub_error(L, "nats", err);
-    }
+    struct pub_open a = {.nats = &cfg};
+    pub_open(L, p, "nats", &a);
     (void)servers_idx;
     return 1;
 }
@@ -179,13 +203,8 @@ static int pub_redis(lua_State *L)
     cfg.maxlen = pub_opt_int(L, 1, "maxlen", "redis", 0, 0, (lua_Integer)1 << 60);
     struct publisher *p = pub_new(L, "redis");
     snprintf(p->subject, sizeof p->subject, "%s", cfg.stream);
-    char err[512];
-    if (redis_out_open(&p->out, p->out.base, &cfg, err, sizeof err) != 0 ||
-        output_start(&p->out, err, sizeof err) != 0) {
-        output_close(&p->out);
-        p->open = 0;
-        pub_error(L, "redis", err);
-    }
+    struct pub_open a = {.redis = &cfg};
+    pub_open(L, p, "redis", &a);
     return 1;
 }
 

@@ -352,6 +352,11 @@ int nats_out_open(struct output *o, struct event_base *base, const struct nats_o
         s = natsOptions_SetReconnectedCB(opts, nats_on_reconnected, n);
     if (s == NATS_OK)
         s = natsOptions_SetClosedCB(opts, nats_on_closed, n);
+    /* With an event loop, "send asap" only asks the loop for the write event (once, until
+     * it wrote): the loop's write then sends all that was buffered. Without it every publish
+     * signals libnats' flusher thread, a wake-up and a lock per record. */
+    if (s == NATS_OK)
+        s = natsOptions_SetSendAsap(opts, true);
     if (s == NATS_OK)
         s = nats_loop_use(n->loop, opts);
     if (s == NATS_OK)

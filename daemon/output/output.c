@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <event2/event.h>
@@ -191,15 +192,49 @@ static void output_run(struct output *o, int tick)
         log_info(o->log, "%s: spool drained", o->label);
     }
     output_gauge(o, OS_SPOOL_BYTES, spool_bytes(o->spool));
+    atomic_store_explicit(&o->ack_wakes, spool_pending(o->spool) || o->replay_after != 0,
+                          memory_order_relaxed);
 gauges:
     output_gauge(o, OS_INFLIGHT, atomic_load(&o->inflight));
 }
 
-static void output_wake(evutil_socket_t fd, short what, void *arg)
+/* Any thread: wakes the output's loop (the doorbell's bell_ev). */
+static void output_ring(struct output *o)
 {
-    (void)fd;
+    uint64_t one = 1;
+    if (write(o->bell_fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, so a wake-up is pending anyway */
+    }
+}
+
+/* Any thread: output_run is due on the output's loop. */
+static void output_ring_run(struct output *o)
+{
+    atomic_store(&o->run_pending, 1);
+    if (!o->closing)
+        output_ring(o);
+}
+
+/* Output thread: the doorbell rang. */
+static void output_bell(evutil_socket_t fd, short what, void *arg)
+{
     (void)what;
-    output_run(arg, 0);
+    struct output *o = arg;
+    uint64_t n;
+    if (read(fd, &n, sizeof n) < 0) {
+        /* EAGAIN: another wake-up took it */
+    }
+    if (atomic_exchange(&o->call_pending, 0)) {
+        int rc = o->call_fn(o->call_arg);
+        pthread_mutex_lock(&o->lock);
+        o->call_rc = rc;
+        o->call_done = 1;
+        pthread_cond_signal(&o->call_cond);
+        pthread_mutex_unlock(&o->lock);
+    }
+    if (atomic_exchange(&o->run_pending, 0))
+        output_run(o, 0);
+    output_drain(-1, 0, o);
 }
 
 static void output_tick(evutil_socket_t fd, short what, void *arg)
@@ -217,6 +252,7 @@ int output_init(struct output *o, const struct output_env *env, const struct out
                 char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
+    o->bell_fd = -1;
     o->log = env->log;
     o->max_inflight = cfg->max_inflight;
     o->nice = cfg->nice;
@@ -227,18 +263,21 @@ int output_init(struct output *o, const struct output_env *env, const struct out
     snprintf(o->id_prefix, sizeof o->id_prefix, "%s/%d/%s/", env->listener, env->slot + 1,
              env->stats->boot_id);
     pthread_mutex_init(&o->lock, NULL);
+    pthread_cond_init(&o->call_cond, NULL);
     o->st = stats_output(env->stats, env->listener, cfg->name, env->slot);
-    o->base = event_base_new();
+    o->bell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    o->base = o->bell_fd >= 0 ? event_base_new() : NULL;
     o->q = outq_new(cfg->queue_bytes);
     if (o->base) {
         o->drain_ev = event_new(o->base, -1, 0, output_drain, o);
-        o->wake_ev = event_new(o->base, -1, 0, output_wake, o);
+        o->bell_ev = event_new(o->base, o->bell_fd, EV_READ | EV_PERSIST, output_bell, o);
         o->tick_ev = event_new(o->base, -1, EV_PERSIST, output_tick, o);
     }
-    if (!o->st || !o->base || !o->q || !o->drain_ev || !o->wake_ev || !o->tick_ev) {
-        snprintf(err, errlen, "out of memory");
+    if (!o->st || !o->base || !o->q || !o->drain_ev || !o->bell_ev || !o->tick_ev) {
+        snprintf(err, errlen, "%s", o->bell_fd < 0 ? strerror(errno) : "out of memory");
         return -1;
     }
+    event_add(o->bell_ev, NULL);
     if (cfg->spool_dir &&
         !(o->spool = spool_open(cfg->spool_dir, cfg->spool_max, err, errlen)))
         return -1;
@@ -368,7 +407,7 @@ int output_publish(struct output *o, const char *subject, size_t subject_len,
         return -1;
     }
     if (rc == 1)
-        event_active(o->drain_ev, EV_TIMEOUT, 0);
+        output_ring(o);
     output_count(o, OS_PUBLISHED);
     return 0;
 }
@@ -379,8 +418,10 @@ void output_done(struct output *o, const struct spool_rec *r)
     if (!r) {
         output_count(o, OS_ACKED);
         atomic_fetch_add(&o->completed, 1);
-        if (!o->closing)
-            event_active(o->wake_ev, EV_TIMEOUT, 0);
+        /* a plain ack needs nothing of the loop (the tick updates the gauges): no wake-up,
+         * unless acks drive the replay */
+        if (atomic_load_explicit(&o->ack_wakes, memory_order_relaxed))
+            output_ring_run(o);
         return;
     }
     struct output_done_rec *f = malloc(sizeof *f + r->id_len + r->subject_len + r->len);
@@ -403,21 +444,40 @@ void output_done(struct output *o, const struct spool_rec *r)
     }
     pthread_mutex_unlock(&o->lock);
     atomic_fetch_add(&o->completed, 1);
-    if (!o->closing)
-        event_active(o->wake_ev, EV_TIMEOUT, 0);
+    output_ring_run(o);
 }
 
 void output_set_up(struct output *o, int up)
 {
     atomic_store(&o->up, up);
-    if (!o->closing)
-        event_active(o->wake_ev, EV_TIMEOUT, 0);
+    output_ring_run(o);
+}
+
+int output_call(struct output *o, int (*fn)(void *), void *arg)
+{
+    pthread_mutex_lock(&o->lock);
+    o->call_fn = fn;
+    o->call_arg = arg;
+    o->call_done = 0;
+    pthread_mutex_unlock(&o->lock);
+    atomic_store(&o->call_pending, 1);
+    output_ring(o);
+    pthread_mutex_lock(&o->lock);
+    while (!o->call_done)
+        pthread_cond_wait(&o->call_cond, &o->lock);
+    int rc = o->call_rc;
+    pthread_mutex_unlock(&o->lock);
+    return rc;
 }
 
 void output_close(struct output *o)
 {
-    if (!o->base)
+    if (!o->base) {
+        if (o->bell_fd >= 0)
+            close(o->bell_fd);
+        o->bell_fd = -1;
         return;
+    }
     if (o->started) {
         event_base_loopbreak(o->base);
         pthread_join(o->thread, NULL);
@@ -431,7 +491,7 @@ void output_close(struct output *o)
     }
     atomic_store(&o->up, 0);
     o->logged_up = 0; /* closed, not lost */
-    if (o->wake_ev && o->st)
+    if (o->bell_ev && o->st)
         output_run(o, 0);  /* the records sent and not acknowledged, to the spool first */
     struct outq_rec r;
     while (o->q && outq_peek(o->q, &r)) { /* then the records still queued */
@@ -447,17 +507,20 @@ void output_close(struct output *o)
     }
     if (o->drain_ev)
         event_free(o->drain_ev);
-    if (o->wake_ev)
-        event_free(o->wake_ev);
+    if (o->bell_ev)
+        event_free(o->bell_ev);
     if (o->tick_ev)
         event_free(o->tick_ev);
-    o->drain_ev = o->wake_ev = o->tick_ev = NULL;
+    o->drain_ev = o->bell_ev = o->tick_ev = NULL;
     outq_free(o->q);
     o->q = NULL;
-    if (!o->base_kept) /* a transport that could not close keeps its events on it */
+    if (!o->base_kept) { /* a transport that could not close keeps its events on it */
         event_base_free(o->base);
+        close(o->bell_fd);
+    }
     o->base = NULL;
     if (o->st)
         output_gauge(o, OS_INFLIGHT, 0);
+    pthread_cond_destroy(&o->call_cond);
     pthread_mutex_destroy(&o->lock);
 }

@@ -61,7 +61,20 @@ struct output {
     int base_kept;            /* set by a transport that could not close: base not freed */
     int nice;
     struct outq *q;           /* worker's loop -> output thread */
-    struct event *drain_ev;   /* activated by the producer when the queue was empty */
+    struct event *drain_ev;   /* the drain's next batch (the output's thread) */
+    /* The doorbell: an eventfd the other threads write to wake the output's loop (the
+     * producer when the queue was empty, the client's threads for a failure or a state
+     * change, or an ack while acks drive the replay); no lock of the loop is taken. */
+    int bell_fd;
+    struct event *bell_ev;
+    atomic_int run_pending;   /* output_run is due at the next ring */
+    atomic_int ack_wakes;     /* an ack rings: the spool holds records, or replay paused */
+    /* output_call: a function the caller's thread has the output's thread run */
+    atomic_int call_pending;
+    int (*call_fn)(void *);
+    void *call_arg;
+    int call_rc, call_done;
+    pthread_cond_t call_cond; /* with lock */
     int dropping;             /* logged "dropping", not yet a record taken again */
     /* Set by the output's thread when it drops a record (spool full, or none, while the
      * bus cannot take it), cleared at its next tick: meanwhile output_publish refuses at
@@ -76,7 +89,6 @@ struct output {
     char label[240];          /* "listener 'x' output 'nats'": log lines */
     unsigned max_inflight;
     struct spool *spool;      /* NULL: no spool (records the bus cannot take are dropped) */
-    struct event *wake_ev;    /* activated from any thread: completions, state changes */
     struct event *tick_ev;    /* 200 ms: replay, spool sync */
     int ticks;
     /* Replay backoff: after a failed send or ack the spool is not replayed before
@@ -104,6 +116,10 @@ int output_init(struct output *o, const struct output_env *env, const struct out
 void output_attach(struct output *o, const struct output_ops *ops, void *t);
 /* Starts the output's thread on its loop. 0 or -1 with err set. */
 int output_start(struct output *o, char *err, size_t errlen);
+/* Runs fn(arg) on the output's thread (started) and returns its result once it returned:
+ * the transport's open runs there, so that the threads a client library starts (libnats'
+ * own, which inherit the creating thread's priority) start from the output's thread. */
+int output_call(struct output *o, int (*fn)(void *), void *arg);
 
 /* Hands data under subject (may be empty) to the output's thread. 0: queued; -1: dropped
  * and counted (err set): the queue is full (the output's thread is behind), the record
