@@ -316,6 +316,24 @@ function Daemon:thread_status_fields()
   return out
 end
 
+-- Each thread of process pid: { tid =, name = (its comm), nice = } from
+-- /proc/PID/task/*/stat (a thread's comm is its creator's until it sets its own).
+function h.thread_stats(pid)
+  local out = {}
+  local p = assert(io.popen("ls /proc/" .. pid .. "/task 2>/dev/null"))
+  for tid in p:read("a"):gmatch("%d+") do
+    local stat = h.read("/proc/" .. pid .. "/task/" .. tid .. "/stat")
+    local name, rest = (stat or ""):match("^%d+ %((.*)%) (.*)$")
+    if name then
+      local f = {}
+      for x in rest:gmatch("%S+") do f[#f + 1] = x end
+      out[#out + 1] = { tid = tonumber(tid), name = name, nice = tonumber(f[17]) } -- field 19
+    end
+  end
+  p:close()
+  return out
+end
+
 -- Splits a status field of numbers ("0\t0\t0\t0") into a list of integers.
 function h.numbers(field)
   local out = {}

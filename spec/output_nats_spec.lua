@@ -124,6 +124,15 @@ describe("luadgram.nats", function()
     S.wait_settled(mport, "pub", N)
     assert_exactly(cluster, N)
     assert.truthy(d:log():match("output 'nats': spool drained"))
+    -- the output's thread and every thread libnats started from it (acks, reconnect, its
+    -- timers and collector) run at its lower priority: none wakes at the worker's
+    local base, outs = nil, {}
+    for _, t in ipairs(h.thread_stats(d.pid)) do
+      if t.tid == d.pid then base = t.nice end
+      if t.name == "out:nats" then outs[#outs + 1] = t.nice end
+    end
+    assert.is_true(#outs >= 3, "threads out:nats: " .. #outs)
+    for _, nice in ipairs(outs) do assert.are.equal(math.min(19, base + 10), nice) end
   end)
 
   it("keeps spooled records across a restart of luadgramd and delivers them", function()

@@ -24,23 +24,6 @@ local function start_daemon(r, spool_dir)
   return d, port, mport
 end
 
--- Each thread of process pid: { tid =, name = (comm), nice = } from /proc/PID/task/*/stat.
-local function thread_stats(pid)
-  local out = {}
-  local p = assert(io.popen("ls /proc/" .. pid .. "/task 2>/dev/null"))
-  for tid in p:read("a"):gmatch("%d+") do
-    local stat = h.read("/proc/" .. pid .. "/task/" .. tid .. "/stat")
-    local name, rest = (stat or ""):match("^%d+ %((.*)%) (.*)$")
-    if name then
-      local f = {}
-      for x in rest:gmatch("%S+") do f[#f + 1] = x end
-      out[#out + 1] = { tid = tonumber(tid), name = name, nice = tonumber(f[17]) } -- field 19
-    end
-  end
-  p:close()
-  return out
-end
-
 describe("luadgram.redis", function()
   local redis
 
@@ -130,7 +113,7 @@ describe("luadgram.redis", function()
     }
     assert.truthy(h.wait_for(function() return d:log():match("output 'low': connected") end, 10))
     local threads, base = {}, nil
-    for _, t in ipairs(thread_stats(d.pid)) do
+    for _, t in ipairs(h.thread_stats(d.pid)) do
       threads[t.name] = t
       if t.tid == d.pid then base = t.nice end
     end

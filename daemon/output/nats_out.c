@@ -1,10 +1,12 @@
 /* daemon/output/nats_out.c: the NATS JetStream transport. It owns the libnats connection,
  * attached to the output's libevent base through nats_loop.c (reads, writes and the
- * connection's socket run on the output's loop, in its thread), and its JetStream context. libnats still runs
- * threads of its own: the reconnect thread (which re-attaches the socket to the loop), the
- * timers (pings, the async publish MaxWait) and the delivery of the publish acks. So the ack
- * handler and the connection callbacks here only touch the output's atomics and its locked
- * queue (output_done, output_set_up), which wake the loop; no Lua runs there. */
+ * connection's socket run on the output's loop, in its thread), and its JetStream context.
+ * libnats still runs threads of its own: the reconnect thread (which re-attaches the socket
+ * to the loop), the timers (pings, the async publish MaxWait), the delivery of the publish
+ * acks and its garbage collector; nats_out_open runs on the output's thread (output_call),
+ * so they all start from it, at its priority. The ack handler and the connection callbacks
+ * here only touch the output's atomics and its locked list (output_done, output_set_up),
+ * which wake the output's loop; no Lua runs there. */
 #include "nats_out.h"
 
 #include <errno.h>

@@ -65,6 +65,21 @@ static int output_spool(struct output *o, const struct spool_rec *r, char *err, 
     return 0;
 }
 
+/* Writes what the spool gathered (after each batch of the drain, and at each tick); counts
+ * and logs the records a failed write lost. */
+static void output_spool_flush(struct output *o)
+{
+    if (!o->spool)
+        return;
+    spool_flush(o->spool);
+    char why[256];
+    uint64_t lost = spool_lost(o->spool, why, sizeof why);
+    if (lost) {
+        atomic_fetch_add_explicit(&o->st->v[OS_DROPPED], lost, memory_order_relaxed);
+        log_warn(o->log, "%s: %s: %" PRIu64 " records lost", o->label, why, lost);
+    }
+}
+
 static int output_send(struct output *o, const struct spool_rec *r, char *err, size_t errlen)
 {
     atomic_fetch_add_explicit(&o->inflight, 1, memory_order_relaxed);
@@ -243,6 +258,7 @@ static void output_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct output *o = arg;
     atomic_store_explicit(&o->refusing, 0, memory_order_relaxed); /* records may try again */
+    output_spool_flush(o);
     output_run(o, 1);
     if (o->spool && ++o->ticks % OUTPUT_SYNC_TICKS == 0)
         spool_sync(o->spool);
@@ -376,6 +392,7 @@ static void output_drain(evutil_socket_t fd, short what, void *arg)
         if (!outq_peek(o->q, &r)) {
             if (!outq_sleep(o->q))
                 continue;
+            output_spool_flush(o);
             if (o->spool && spool_pending(o->spool))
                 output_run(o, 0); /* replay what a burst spooled, now the queue is empty */
             return;
@@ -383,6 +400,7 @@ static void output_drain(evutil_socket_t fd, short what, void *arg)
         output_take(o, &r);
         outq_pop(o->q);
     }
+    output_spool_flush(o);
     event_active(o->drain_ev, EV_TIMEOUT, 0);
 }
 
@@ -498,6 +516,7 @@ void output_close(struct output *o)
         output_take(o, &r);
         outq_pop(o->q);
     }
+    output_spool_flush(o);
     if (o->spool) {
         if (spool_pending(o->spool))
             log_info(o->log, "%s: %" PRIu64 " bytes left in the spool for the next start",

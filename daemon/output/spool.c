@@ -1,7 +1,9 @@
 /* daemon/output/spool.c: an output's local spool. It owns the folder's segment files
  * ("<16 hex digits>.seg", replayed in name order), the descriptor of the segment being
- * written and of the one being read, the read buffer, and one thread that runs fdatasync so
- * that the loop never waits for the disk. Frames: spool.h. */
+ * written and of the one being read, the write buffer (frames gathered for one write(),
+ * flushed by the output after each batch and before any read, sync or close), the read
+ * buffer, and one thread that runs fdatasync so that the loop never waits for the disk.
+ * Frames: spool.h. */
 #include "spool.h"
 
 #include <dirent.h>
@@ -17,6 +19,7 @@
 #include <zlib.h>
 
 #define SPOOL_SEG_MAX (8u << 20)   /* a segment rolls past this (or max_bytes / 4) */
+#define SPOOL_WBUF (64u << 10)     /* frames gathered for one write() */
 
 struct spool_seg {
     uint64_t num;
@@ -37,6 +40,12 @@ struct spool {
     uint64_t roff;
     uint8_t *rbuf;
     size_t rcap;
+    /* frames appended and not yet written: counted in the segment's size and in bytes */
+    uint8_t *wbuf;
+    size_t wlen;
+    uint64_t wrecs;
+    uint64_t lost;             /* records a failed write lost, not yet taken (spool_lost) */
+    char lost_why[200];
     /* the sync thread: syncs `sync_fd` (a dup, closed by the thread) when asked */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -129,8 +138,54 @@ static void *spool_sync_main(void *arg)
     return NULL;
 }
 
+/* Writes the buffered frames. A failed or short write loses them: the segment is cut back
+ * to what was on disk before, they are counted in lost, and the segment ends. */
+static void spool_end_write(struct spool *s);
+
+static void spool_flush_buf(struct spool *s)
+{
+    if (s->wlen == 0 || s->wfd < 0)
+        return;
+    ssize_t w = write(s->wfd, s->wbuf, s->wlen);
+    if (w == (ssize_t)s->wlen) {
+        s->wlen = 0;
+        s->wrecs = 0;
+        return;
+    }
+    int e = errno;
+    struct spool_seg *seg = &s->segs[s->nsegs - 1];
+    uint64_t before = seg->size - s->wlen;
+    if (w > 0 && ftruncate(s->wfd, (off_t)before) != 0)
+        before += (uint64_t)w; /* not cut: the reader cuts the torn frame */
+    s->bytes -= seg->size - before;
+    seg->size = before;
+    s->lost += s->wrecs;
+    snprintf(s->lost_why, sizeof s->lost_why, "spool %s: write: %s", s->dir,
+             w < 0 ? strerror(e) : "short");
+    s->wlen = 0;
+    s->wrecs = 0;
+    spool_end_write(s);
+}
+
+void spool_flush(struct spool *s)
+{
+    spool_flush_buf(s);
+}
+
+uint64_t spool_lost(struct spool *s, char *why, size_t whylen)
+{
+    uint64_t n = s->lost;
+    if (n)
+        snprintf(why, whylen, "%s", s->lost_why);
+    s->lost = 0;
+    return n;
+}
+
 void spool_sync(struct spool *s)
 {
+    if (s->wfd < 0)
+        return;
+    spool_flush_buf(s);
     if (s->wfd < 0)
         return;
     pthread_mutex_lock(&s->lock);
@@ -197,7 +252,9 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, char *err, size_t 
         return NULL;
     }
     struct spool *s = calloc(1, sizeof *s);
-    if (!s || !(s->dir = strdup(dir))) {
+    if (!s || !(s->dir = strdup(dir)) || !(s->wbuf = malloc(SPOOL_WBUF))) {
+        if (s)
+            free(s->dir);
         free(s);
         closedir(d);
         snprintf(err, errlen, "out of memory");
@@ -236,6 +293,7 @@ struct spool *spool_open(const char *dir, uint64_t max_bytes, char *err, size_t 
         pthread_cond_destroy(&s->cond);
         pthread_mutex_destroy(&s->lock);
         free(s->segs);
+        free(s->wbuf);
         free(s->dir);
         free(s);
         snprintf(err, errlen, "spool %s: out of memory or threads", dir);
@@ -249,7 +307,9 @@ static void spool_end_write(struct spool *s)
 {
     if (s->wfd < 0)
         return;
-    spool_sync(s);
+    spool_sync(s); /* flushes first */
+    if (s->wfd < 0)
+        return;    /* the flush failed and ended it */
     close(s->wfd);
     s->wfd = -1;
 }
@@ -274,8 +334,22 @@ int spool_append(struct spool *s, const struct spool_rec *r, char *err, size_t e
         }
         s->next_num++;
     }
-    uint8_t stackbuf[4096];
-    uint8_t *frame = n <= sizeof stackbuf ? stackbuf : malloc(n);
+    struct spool_seg *seg = &s->segs[s->nsegs - 1];
+    if (s->wlen + n > SPOOL_WBUF)
+        spool_flush_buf(s);
+    if (s->wfd < 0) { /* the flush failed: it ended the segment and counted its records */
+        snprintf(err, errlen, "%s", s->lost_why);
+        return -1;
+    }
+    if (n <= SPOOL_WBUF) {
+        spool_frame(r, s->wbuf + s->wlen);
+        s->wlen += n;
+        s->wrecs++;
+        seg->size += n;
+        s->bytes += n;
+        return 0;
+    }
+    uint8_t *frame = malloc(n); /* larger than the buffer (which is empty now): at once */
     if (!frame) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -283,9 +357,7 @@ int spool_append(struct spool *s, const struct spool_rec *r, char *err, size_t e
     spool_frame(r, frame);
     ssize_t w = write(s->wfd, frame, n);
     int e = errno;
-    if (frame != stackbuf)
-        free(frame);
-    struct spool_seg *seg = &s->segs[s->nsegs - 1];
+    free(frame);
     if (w != (ssize_t)n) {
         /* a short write leaves a torn frame: cut it, end this segment */
         if (w > 0 && ftruncate(s->wfd, (off_t)seg->size) != 0)
@@ -335,6 +407,7 @@ static int spool_reserve(struct spool *s, size_t n)
 int spool_next(struct spool *s, struct spool_rec *r, uint64_t *cut, uint64_t ticket)
 {
     *cut = 0;
+    spool_flush_buf(s); /* the reader reads files */
     while (s->head < s->nsegs) {
         struct spool_seg *seg = &s->segs[s->head];
         int writing = s->wfd >= 0 && s->head == s->nsegs - 1;
@@ -413,6 +486,7 @@ void spool_close(struct spool *s)
 {
     if (!s)
         return;
+    spool_flush_buf(s);
     if (s->wfd >= 0)
         fdatasync(s->wfd);
     pthread_mutex_lock(&s->lock);
@@ -429,6 +503,7 @@ void spool_close(struct spool *s)
     pthread_cond_destroy(&s->cond);
     pthread_mutex_destroy(&s->lock);
     free(s->rbuf);
+    free(s->wbuf);
     free(s->segs);
     free(s->dir);
     free(s);

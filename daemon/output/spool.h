@@ -39,8 +39,14 @@ struct spool;
  * replayed first) and counts their bytes. NULL with err set on failure. */
 struct spool *spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen);
 /* Appends r. 0; 1 when it would pass max_bytes (the caller drops and counts); -1 on a write
- * error (err set). The bytes reach the page cache; spool_sync makes them durable. */
+ * error (err set). The frame is gathered in the write buffer (64 KiB) and reaches the page
+ * cache at spool_flush (or when the buffer is full, or before a read, a sync or the close);
+ * spool_sync makes it durable. */
 int spool_append(struct spool *s, const struct spool_rec *r, char *err, size_t errlen);
+/* Writes the gathered frames. A write that fails loses them: see spool_lost. */
+void spool_flush(struct spool *s);
+/* Records lost by failed writes of gathered frames since the last call (why set when > 0). */
+uint64_t spool_lost(struct spool *s, char *why, size_t whylen);
 /* The oldest unread record: 1 and r (valid until the next call on s), 0 when none is left.
  * A corrupt or torn frame ends its segment (the file is cut there; *cut set to the bytes
  * lost). A segment read to its end keeps `ticket` (the caller's count of records sent so
