@@ -78,7 +78,7 @@ static struct publisher *pub_new(lua_State *L, const char *kind)
         pub_error(L, kind, "option 'name' is longer than 60 bytes");
     struct output_cfg cfg = {name, 0, NULL, 0, 0, 0};
     cfg.max_inflight = (unsigned)pub_opt_int(L, 1, "max_inflight", kind, 4096, 1, 1 << 20);
-    cfg.queue_bytes = (size_t)pub_opt_int(L, 1, "queue_bytes", kind, 4 << 20, OUTQ_MIN_BYTES,
+    cfg.queue_bytes = (size_t)pub_opt_int(L, 1, "queue_bytes", kind, 16 << 20, OUTQ_MIN_BYTES,
                                           1 << 30);
     cfg.nice = (int)pub_opt_int(L, 1, "nice", kind, 10, 0, 19);
     const char *spool_path = NULL;
