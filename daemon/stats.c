@@ -37,11 +37,12 @@ const char *const ostats_names[OSTATS_NFIELDS] = {
 };
 
 const char *const ostats_help[OSTATS_NFIELDS] = {
-    "Records handed to an output's publish and accepted",
+    "Records handed to an output's publish and taken into its queue",
     "Records the output's server acknowledged",
     "Records sent again from the output's spool",
     "Records written to the output's local spool",
-    "Records dropped: the spool was full or absent while the server could not take them",
+    "Records dropped: the output's queue was full, or its spool full or absent while the "
+    "server could not take them",
     "Bytes in the output's spool files",
     "Records sent to the output's server and not yet acknowledged",
 };

@@ -57,11 +57,12 @@ struct counter {
 /* Outputs (daemon/output/): one block per (listener, output, worker), written by that
  * worker's loop (and by the NATS client's threads for acks), read by metrics. */
 enum ostats_field {
-    OS_PUBLISHED,        /* records handed to publish and accepted */
+    OS_PUBLISHED,        /* records handed to publish and taken into the output's queue */
     OS_ACKED,            /* records the bus acknowledged */
     OS_RETRIED,          /* records sent again: replayed from the spool */
     OS_SPOOLED,          /* records written to the spool */
-    OS_DROPPED,          /* records lost: spool full or absent while the bus could not take them */
+    OS_DROPPED,          /* records lost: queue full, or spool full or absent while the bus
+                          * could not take them */
     OS_SPOOL_BYTES,      /* gauge: bytes in the spool's files */
     OS_INFLIGHT,         /* gauge: records sent and not yet acknowledged */
     OSTATS_NFIELDS
