@@ -135,6 +135,18 @@ describe("luadgram.nats", function()
     for _, nice in ipairs(outs) do assert.are.equal(math.min(19, base + 10), nice) end
   end)
 
+  it("reloads and stops cleanly with a publisher that never published", function()
+    -- libnats 3.4 crashed when asked for the pending acks of a context that never published
+    local d, port, _, mport = start_daemon(cluster, h.tmpdir())
+    assert(d:signal("HUP"))
+    assert.are.equal(1, h.wait_metric(mport, "luadgramd_reloads_total", nil, 1, 10))
+    assert.truthy(d:wait_log("reloaded: ", 10), d:tail(20))
+    assert.is_true(d:alive(), d:tail(20))
+    local c = h.udp("inet", "127.0.0.1")
+    assert.are.equal("ok", c:ask("127.0.0.1", port, "rec-1", 5))  -- the new state publishes
+    assert.are.same({ "exit", 0 }, { d:stop(15) })
+  end)
+
   it("keeps spooled records across a restart of luadgramd and delivers them", function()
     local spool = h.tmpdir()
     local d, port, _, mport = start_daemon(cluster, spool)

@@ -28,6 +28,11 @@ struct nats_out {
     struct nats_loop *loop;
     char *stream;
     int64_t ack_wait_ms;
+    /* a record was handed to js_PublishMsgAsync: only then may nats_close ask libnats for
+     * the pending list (libnats 3.4's js_PublishAsyncGetPendingList reads the pending map,
+     * which its first async publish creates, without checking it: a publisher closed
+     * before it published crashed the daemon at reload or stop) */
+    int published;
     /* libnats calls the connection callbacks from its own thread, after Close returned:
      * nats_close waits for the closed callback (the last one) before freeing this. */
     pthread_mutex_t lock;
@@ -275,6 +280,7 @@ static int nats_send(void *t, const struct spool_rec *r, char *err, size_t errle
         s = js_PublishMsgAsync(n->js, &m, &po);
     }
     natsMsg_Destroy(m); /* NULL once the library took it */
+    n->published = 1;   /* even on failure: the async publish may have made the map */
     if (s != NATS_OK) {
         nats_err(err, errlen, "nats publish", s);
         return -1;
@@ -286,7 +292,7 @@ static void nats_close(void *t)
 {
     struct nats_out *n = t;
     natsMsgList pending = {0};
-    if (n->js && js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK) {
+    if (n->js && n->published && js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK) {
         for (int i = 0; i < pending.Count; i++) {
             struct spool_rec r;
             nats_record_of(pending.Msgs[i], &r);
