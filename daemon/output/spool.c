@@ -138,11 +138,11 @@ static void *spool_sync_main(void *arg)
     return NULL;
 }
 
-/* Writes the buffered frames. A failed or short write loses them: the segment is cut back
- * to what was on disk before, they are counted in lost, and the segment ends. */
 static void spool_end_write(struct spool *s);
 
-static void spool_flush_buf(struct spool *s)
+/* Writes the buffered frames. A failed or short write loses them: the segment is cut back
+ * to what was on disk before, they are counted in lost, and the segment ends. */
+void spool_flush(struct spool *s)
 {
     if (s->wlen == 0 || s->wfd < 0)
         return;
@@ -167,11 +167,6 @@ static void spool_flush_buf(struct spool *s)
     spool_end_write(s);
 }
 
-void spool_flush(struct spool *s)
-{
-    spool_flush_buf(s);
-}
-
 uint64_t spool_lost(struct spool *s, char *why, size_t whylen)
 {
     uint64_t n = s->lost;
@@ -185,7 +180,7 @@ void spool_sync(struct spool *s)
 {
     if (s->wfd < 0)
         return;
-    spool_flush_buf(s);
+    spool_flush(s);
     if (s->wfd < 0)
         return;
     pthread_mutex_lock(&s->lock);
@@ -336,7 +331,7 @@ int spool_append(struct spool *s, const struct spool_rec *r, char *err, size_t e
     }
     struct spool_seg *seg = &s->segs[s->nsegs - 1];
     if (s->wlen + n > SPOOL_WBUF)
-        spool_flush_buf(s);
+        spool_flush(s);
     if (s->wfd < 0) { /* the flush failed: it ended the segment and counted its records */
         snprintf(err, errlen, "%s", s->lost_why);
         return -1;
@@ -407,7 +402,7 @@ static int spool_reserve(struct spool *s, size_t n)
 int spool_next(struct spool *s, struct spool_rec *r, uint64_t *cut, uint64_t ticket)
 {
     *cut = 0;
-    spool_flush_buf(s); /* the reader reads files */
+    spool_flush(s); /* the reader reads files */
     while (s->head < s->nsegs) {
         struct spool_seg *seg = &s->segs[s->head];
         int writing = s->wfd >= 0 && s->head == s->nsegs - 1;
@@ -486,7 +481,7 @@ void spool_close(struct spool *s)
 {
     if (!s)
         return;
-    spool_flush_buf(s);
+    spool_flush(s);
     if (s->wfd >= 0)
         fdatasync(s->wfd);
     pthread_mutex_lock(&s->lock);

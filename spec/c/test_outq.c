@@ -5,6 +5,7 @@
  * every run is bounded in count and time (run under ASan too: a read past a frame fails). */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -129,7 +130,7 @@ cleanup:
     outq_free(q);
 }
 
-/* Two threads: the producer pushes N records (waiting briefly when the ring is full),
+/* Two threads: the producer pushes N records (yielding while the ring is full),
  * posting the semaphore when push says the consumer sleeps; the consumer reads and checks
  * them in order and, when empty, sleeps on the semaphore after outq_sleep said so. A lost
  * wake-up would leave the consumer waiting: it gives up after 10 s and the test fails. */
@@ -142,6 +143,13 @@ struct pair {
     int timed_out;
 };
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
 static void *producer(void *arg)
 {
     struct pair *p = arg;
@@ -150,12 +158,14 @@ static void *producer(void *arg)
         size_t len = (size_t)(n % 600);
         pattern(buf, len, n);
         int rc;
-        int spins = 0;
+        /* a full ring: wait for the consumer to make room, yielding, 10 s at most */
+        double deadline = 0;
         while ((rc = outq_push(p->q, "t", 1, buf, len)) < 0) {
-            if (++spins > 10000000)  /* bounded: about 10 s */
+            if (deadline == 0)
+                deadline = now_s() + 10;
+            else if (now_s() > deadline)
                 return NULL;
-            struct timespec ts = {0, 1000};
-            nanosleep(&ts, NULL);
+            sched_yield();
         }
         if (rc == 1)
             sem_post(&p->wake);
